@@ -1,0 +1,973 @@
+"""A real Kubernetes control plane as local processes, with kwok instead of kubelets.
+
+Why this exists: the build/CI machines reach only package registries, so there is no kind
+node image and no release download; ``hack/kube-binaries.sh`` builds etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, kubectl and kwok from Go modules, and this module
+runs them on 127.0.0.1 with free ports. Controllers (Deployments, ReplicaSets, Jobs, GC,
+ServiceAccount tokens) and the scheduler are the real ones; kwok plays the kubelet of one
+fake node and moves pods through their lifecycle via "Stages".
+
+Kwok stages used here (copied from kwok v0.8.0 ``kustomize/stage``, see ``_kwok_config``):
+node-initialize and node-heartbeat-with-lease keep the fake node Ready; pod-ready marks every
+scheduled pod Running/Ready (so Deployments become Available); pod-complete turns Running
+pods owned by a Job into Succeeded -- except pods labelled ``modelyard.io/component=trainer``,
+which stay Running so tests can patch their status (e.g. a terminated container with the
+trainer's termination message); pod-delete finishes graceful deletions.
+
+Usage::
+
+    with LocalCluster(bin_dir, work_dir) as cluster:
+        cluster.kubectl("get", "nodes")
+
+    python -m tests.cluster.localcluster up --dir DIR     # detached; DIR/kubeconfig
+    python -m tests.cluster.localcluster down --dir DIR
+
+Only the Python standard library is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+KUBE_VERSION = os.environ.get("KUBE_VERSION", "v1.34.4")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+)
+# Start order; stop runs in reverse so nothing outlives what it depends on.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+NODE_NAME = "kwok-node-0"
+# kwok manages only nodes carrying this annotation, so it never touches a real node.
+KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+# Pods with this label are left Running by kwok even when owned by a Job.
+HOLD_LABEL = ("modelyard.io/component", "trainer")
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be started, reached or stopped."""
+
+
+def default_bin_dir() -> Path:
+    """Where ``hack/kube-binaries.sh`` puts the binaries (``MODELYARD_KUBE_BIN`` overrides)."""
+    if env := os.environ.get("MODELYARD_KUBE_BIN"):
+        return Path(env)
+    cache = Path(os.environ.get("MODELYARD_CACHE", Path.home() / ".cache" / "modelyard"))
+    return cache / "kube" / KUBE_VERSION / "bin"
+
+
+def missing_binaries(bin_dir: Path) -> list[str]:
+    """Names of required binaries that are absent or not executable in ``bin_dir``."""
+    return [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------------------------------
+# Process handling by PID, safe against PID reuse.
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Kernel start time of ``pid`` (clock ticks since boot), or None if gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # Field 2 (comm) may contain spaces; everything after the last ')' is well-formed.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _alive(pid: int, start_time: int) -> bool:
+    """True while ``pid`` is still the very process we started (not a reused PID)."""
+    return _proc_start_time(pid) == start_time
+
+
+def _terminate(
+    pid: int, start_time: int, timeout: float, popen: subprocess.Popen[bytes] | None
+) -> None:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL; reap if it is our child."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        if not _alive(pid, start_time):
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if popen is not None and popen.poll() is not None:
+                break
+            if not _alive(pid, start_time):
+                break
+            time.sleep(0.1)
+    if popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=5)
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGTERM to the child when the test process dies.
+
+    Why: a pytest run killed by a CI timeout must not leave an apiserver behind.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class _Proc:
+    name: str
+    pid: int
+    start_time: int
+    popen: subprocess.Popen[bytes] | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Certificates and kubeconfigs.
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    try:
+        subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+    except FileNotFoundError as e:
+        raise ClusterError("the openssl CLI is needed to create the cluster's certificates") from e
+    except subprocess.CalledProcessError as e:
+        raise ClusterError(f"openssl {args[0]} failed: {e.stderr.decode(errors='replace')}") from e
+
+
+def _make_pki(pki: Path) -> None:
+    """A CA, an apiserver serving cert signed by it, and the service-account key pair.
+
+    Our own CA (rather than the apiserver's --cert-dir self-signed cert) lets clients verify
+    TLS for real and gives kube-controller-manager a proper --root-ca-file, which it
+    publishes to pods as the kube-root-ca.crt ConfigMap.
+    """
+    pki.mkdir(parents=True, exist_ok=True)
+    _openssl("genrsa", "-out", "ca.key", "2048", cwd=pki)
+    _openssl(
+        "req", "-x509", "-new", "-key", "ca.key", "-out", "ca.crt", "-days", "3650",
+        "-subj", "/CN=modelyard-local-ca",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        cwd=pki,
+    )  # fmt: skip
+    (pki / "apiserver.ext").write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+        "DNS:kubernetes.default.svc.cluster.local\n"
+    )
+    _openssl("genrsa", "-out", "apiserver.key", "2048", cwd=pki)
+    _openssl(
+        "req", "-new", "-key", "apiserver.key", "-out", "apiserver.csr",
+        "-subj", "/CN=kube-apiserver", cwd=pki,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "apiserver.crt", "-days", "3650",
+        "-extfile", "apiserver.ext", cwd=pki,
+    )  # fmt: skip
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def _kubeconfig(server: str, ca: Path, user: str, token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "modelyard-local",
+                "cluster": {"server": server, "certificate-authority": str(ca)},
+            }
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {"name": "modelyard-local", "context": {"cluster": "modelyard-local", "user": user}}
+        ],
+        "current-context": "modelyard-local",
+    }
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+# ---------------------------------------------------------------------------------------
+# kwok configuration.
+
+_POD_READY_TEMPLATE = """\
+{{ $now := Now }}
+
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Ready
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: ContainersReady
+{{ range .spec.readinessGates }}
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: {{ .conditionType | Quote }}
+{{ end }}
+
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: true
+  restartCount: 0
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+{{ end }}
+
+initContainerStatuses:
+{{ range .spec.initContainers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: true
+  restartCount: 0
+  {{ if eq .restartPolicy "Always" }}
+  started: true
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+  {{ else }}
+  state:
+    terminated:
+      exitCode: 0
+      finishedAt: {{ $now | Quote }}
+      reason: Completed
+      startedAt: {{ $now | Quote }}
+  {{ end }}
+{{ end }}
+{{ $hostIPs := NodeIPsWith .spec.nodeName }}
+{{ with $hostIPs }}
+hostIP: {{ index . 0 | Quote }}
+hostIPs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+{{ with $podIPs }}
+podIP: {{ index . 0 | Quote }}
+podIPs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+phase: Running
+startTime: {{ $now | Quote }}
+"""  # noqa: E501 -- one upstream template line is long and cannot be split
+
+_POD_COMPLETE_TEMPLATE = """\
+{{ $now := Now }}
+{{ $root := . }}
+containerStatuses:
+{{ range $index, $item := .spec.containers }}
+{{ $origin := index $root.status.containerStatuses $index }}
+- image: {{ $item.image | Quote }}
+  name: {{ $item.name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    terminated:
+      exitCode: 0
+      finishedAt: {{ $now | Quote }}
+      reason: Completed
+      startedAt: {{ $now | Quote }}
+{{ end }}
+phase: Succeeded
+"""
+
+_NODE_CONDITIONS = """\
+{{ $now := Now }}
+{{ $lastTransitionTime := or .metadata.creationTimestamp $now }}
+conditions:
+{{ range NodeConditions }}
+- lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $lastTransitionTime | Quote }}
+  message: {{ .message | Quote }}
+  reason: {{ .reason | Quote }}
+  status: {{ .status | Quote }}
+  type: {{ .type | Quote }}
+{{ end }}
+"""
+
+_NODE_INITIALIZE_TEMPLATE = (
+    _NODE_CONDITIONS
+    + """
+{{ $hasInternalIP := false }}
+{{ $hasHostname := false }}
+{{ range .status.addresses }}
+  {{ if eq .type "InternalIP" }}
+    {{ $hasInternalIP = true }}
+  {{ end }}
+  {{ if eq .type "Hostname" }}
+    {{ $hasHostname = true }}
+  {{ end }}
+{{ end }}
+{{ if or (not $hasInternalIP) (not $hasHostname) }}
+addresses:
+{{ end }}
+{{ if not $hasInternalIP }}
+{{ with NodeIP }}
+- address: {{ . | Quote }}
+  type: InternalIP
+{{ end }}
+{{ end }}
+{{ if not $hasHostname }}
+{{ with NodeName }}
+- address: {{ . | Quote }}
+  type: Hostname
+{{ end }}
+{{ end }}
+
+{{ with NodePort }}
+daemonEndpoints:
+  kubeletEndpoint:
+    Port: {{ . }}
+{{ end }}
+
+allocatable:
+{{ with .status.allocatable }}
+{{ YAML . 1 }}
+{{ else }}
+  cpu: 1k
+  memory: 1Ti
+  pods: 1M
+{{ end }}
+capacity:
+{{ with .status.capacity }}
+{{ YAML . 1 }}
+{{ else }}
+  cpu: 1k
+  memory: 1Ti
+  pods: 1M
+{{ end }}
+
+{{ $nodeInfo := .status.nodeInfo }}
+{{ $kwokVersion := printf "kwok-%s" Version }}
+nodeInfo:
+  architecture: {{ or $nodeInfo.architecture "amd64" }}
+  bootID: {{ or $nodeInfo.bootID `""` }}
+  containerRuntimeVersion: {{ or $nodeInfo.containerRuntimeVersion $kwokVersion }}
+  kernelVersion: {{ or $nodeInfo.kernelVersion $kwokVersion }}
+  kubeProxyVersion: {{ or $nodeInfo.kubeProxyVersion $kwokVersion }}
+  kubeletVersion: {{ or $nodeInfo.kubeletVersion $kwokVersion }}
+  machineID: {{ or $nodeInfo.machineID `""` }}
+  operatingSystem: {{ or $nodeInfo.operatingSystem "linux" }}
+  osImage: {{ or $nodeInfo.osImage `""` }}
+  systemUUID: {{ or $nodeInfo.systemUUID `""` }}
+phase: Running
+"""
+)
+
+_NODE_HEARTBEAT_TEMPLATE = (
+    _NODE_CONDITIONS
+    + """
+addresses:
+{{ with .status.addresses }}
+{{ YAML . 1 }}
+{{ else }}
+{{ with NodeIP }}
+- address: {{ . | Quote }}
+  type: InternalIP
+{{ end }}
+{{ with NodeName }}
+- address: {{ . | Quote }}
+  type: Hostname
+{{ end }}
+{{ end }}
+
+{{ with NodePort }}
+daemonEndpoints:
+  kubeletEndpoint:
+    Port: {{ . }}
+{{ end }}
+"""
+)
+
+
+def _stage(
+    name: str, kind: str, exprs: list[dict[str, Any]], nxt: dict[str, Any], **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": name},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": kind},
+            "selector": {"matchExpressions": exprs},
+            "next": nxt,
+            **spec,
+        },
+    }
+
+
+def _kwok_config() -> list[dict[str, Any]]:
+    """kwok's default node and pod stages, with pod-complete skipping held pods.
+
+    Passing any Stage to kwok replaces all of its built-in defaults, so every stage kwok
+    needs is listed here. Only pod-complete differs from upstream (v0.8.0).
+    """
+    not_deleting = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+    hold_key, hold_value = HOLD_LABEL
+    return [
+        _stage(
+            "node-initialize",
+            "Node",
+            [
+                {
+                    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+                    "operator": "NotIn",
+                    "values": ["True"],
+                }
+            ],
+            {"statusTemplate": _NODE_INITIALIZE_TEMPLATE},
+        ),
+        _stage(
+            "node-heartbeat-with-lease",
+            "Node",
+            [
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {
+                    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+                    "operator": "In",
+                    "values": ["True"],
+                },
+            ],
+            {"statusTemplate": _NODE_HEARTBEAT_TEMPLATE},
+            delay={"durationMilliseconds": 600000, "jitterDurationMilliseconds": 610000},
+        ),
+        _stage(
+            "pod-ready",
+            "Pod",
+            [
+                not_deleting,
+                {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+                {
+                    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+                    "operator": "NotIn",
+                    "values": ["True"],
+                },
+            ],
+            {"statusTemplate": _POD_READY_TEMPLATE},
+        ),
+        _stage(
+            "pod-complete",
+            "Pod",
+            [
+                not_deleting,
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]},
+                # The one change from upstream: the trainer's outcome is the test's to set.
+                {
+                    "key": f'.metadata.labels["{hold_key}"]',
+                    "operator": "NotIn",
+                    "values": [hold_value],
+                },
+            ],
+            {"statusTemplate": _POD_COMPLETE_TEMPLATE},
+        ),
+        _stage(
+            "pod-delete",
+            "Pod",
+            [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+            {"delete": True},
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Layout:
+    """Files under the work dir."""
+
+    root: Path
+    pki: Path = field(init=False)
+    logs: Path = field(init=False)
+    etcd_data: Path = field(init=False)
+    kwok_home: Path = field(init=False)
+    kubeconfig: Path = field(init=False)
+    pids: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pki = self.root / "pki"
+        self.logs = self.root / "logs"
+        self.etcd_data = self.root / "etcd"
+        self.kwok_home = self.root / "kwok"
+        self.kubeconfig = self.root / "kubeconfig"
+        self.pids = self.root / "pids.json"
+
+    def generated(self) -> list[Path]:
+        """Everything ``start`` creates; removed before a fresh start, nothing else is."""
+        return [
+            self.pki,
+            self.logs,
+            self.etcd_data,
+            self.kwok_home,
+            self.kubeconfig,
+            self.pids,
+            *self.root.glob("*.kubeconfig"),
+            self.root / "tokens.csv",
+            self.root / "kwok.yaml",
+        ]
+
+
+class LocalCluster:
+    """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok on 127.0.0.1.
+
+    ``detached=True`` starts the processes so they outlive this Python process (for the
+    ``up`` CLI); otherwise they are tied to it and get SIGTERM if it dies.
+    """
+
+    def __init__(
+        self,
+        bin_dir: Path | str,
+        work_dir: Path | str,
+        *,
+        detached: bool = False,
+        start_timeout: float = 120.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.bin_dir = Path(bin_dir).resolve()
+        self.layout = _Layout(Path(work_dir).resolve())
+        self.detached = detached
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.api_port = 0
+        self.server = ""
+        self._admin_token = ""
+        self._procs: list[_Proc] = []
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Admin kubeconfig (user ``modelyard-admin`` in group ``system:masters``)."""
+        return self.layout.kubeconfig
+
+    @property
+    def work_dir(self) -> Path:
+        return self.layout.root
+
+    def start(self) -> LocalCluster:
+        """Start all components; return once the cluster can run pods.
+
+        Ready means: /readyz ok, the ``default`` ServiceAccount exists in ``default`` (pods
+        are rejected by admission before that) and the fake node is Ready.
+        """
+        if missing := missing_binaries(self.bin_dir):
+            raise ClusterError(
+                f"missing binaries in {self.bin_dir}: {', '.join(missing)}"
+                " (run hack/kube-binaries.sh)"
+            )
+        if self._procs:
+            raise ClusterError("cluster already started")
+        try:
+            self._prepare()
+            self._start_components()
+            deadline = time.monotonic() + self.start_timeout
+            self._wait("apiserver /readyz", deadline, self._readyz)
+            self._wait("default ServiceAccount", deadline, self._default_sa_exists)
+            self._create_node()
+            self._wait(f"node {NODE_NAME} Ready", deadline, self._node_ready)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop only the processes this object (or its pids.json) started, newest first."""
+        procs = self._procs or self._load_pids()
+        for proc in reversed(procs):
+            _terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
+        self._procs = []
+        self.layout.pids.unlink(missing_ok=True)
+
+    def running(self) -> dict[str, bool]:
+        """Component name -> whether its process is alive."""
+        procs = self._procs or self._load_pids()
+        return {p.name: _alive(p.pid, p.start_time) for p in procs}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        """Run the cluster's own kubectl (same version as the apiserver) and return stdout."""
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise ClusterError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+            )
+        return result.stdout
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One JSON request to the apiserver as admin."""
+        if not self._admin_token:
+            self._load_credentials()
+        req = urllib.request.Request(
+            self.server + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={
+                "Authorization": f"Bearer {self._admin_token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, context=self._ssl_context(), timeout=10) as resp:
+                result: dict[str, Any] = json.loads(resp.read() or b"{}")
+                return result
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")
+            raise ClusterError(f"{method} {path}: HTTP {e.code}: {detail}") from e
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- setup --------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        lay = self.layout
+        if lay.pids.exists() and any(self.running().values()):
+            raise ClusterError(f"a cluster from {lay.root} is still running; stop it first")
+        for path in lay.generated():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        lay.root.mkdir(parents=True, exist_ok=True)
+        lay.logs.mkdir()
+        lay.kwok_home.mkdir()
+        _make_pki(lay.pki)
+
+        self.api_port = free_port()
+        self.server = f"https://127.0.0.1:{self.api_port}"
+        ca = lay.pki / "ca.crt"
+        # Static tokens: one identity per component, so RBAC's bootstrap roles for
+        # system:kube-controller-manager and system:kube-scheduler apply as in a real cluster.
+        users = {
+            "admin": ("modelyard-admin", "system:masters"),
+            "kube-controller-manager": ("system:kube-controller-manager", ""),
+            "kube-scheduler": ("system:kube-scheduler", ""),
+            # kwok acts for many nodes and patches any pod's status: give it full rights.
+            "kwok": ("kwok-controller", "system:masters"),
+        }
+        lines = []
+        for name, (user, group) in users.items():
+            token = secrets.token_hex(24)
+            if name == "admin":
+                self._admin_token = token
+                path = lay.kubeconfig
+            else:
+                path = lay.root / f"{name}.kubeconfig"
+            lines.append(f'{token},{user},{user},"{group}"' if group else f"{token},{user},{user}")
+            _write_private(path, json.dumps(_kubeconfig(self.server, ca, user, token), indent=2))
+        _write_private(lay.root / "tokens.csv", "\n".join(lines) + "\n")
+        # JSON is YAML: kwok reads a multi-document stream, so join with '---'.
+        (lay.root / "kwok.yaml").write_text(
+            "\n---\n".join(json.dumps(d) for d in _kwok_config()) + "\n"
+        )
+
+    def _commands(self) -> dict[str, list[str]]:
+        lay, b = self.layout, self.bin_dir
+        pki = lay.pki
+        etcd_client, etcd_peer = free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_client}"
+        peer_url = f"http://127.0.0.1:{etcd_peer}"
+        return {
+            "etcd": [
+                str(b / "etcd"),
+                "--name=modelyard",
+                f"--data-dir={lay.etcd_data}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=modelyard={peer_url}",
+                # A throwaway test store: skipping fsync makes it much faster on slow disks.
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+            "kube-apiserver": [
+                str(b / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--token-auth-file={lay.root / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--profiling=false",
+            ],
+            "kube-controller-manager": [
+                str(b / "kube-controller-manager"),
+                f"--kubeconfig={lay.root / 'kube-controller-manager.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                # Each controller uses its own ServiceAccount, as in kubeadm clusters, so
+                # RBAC problems in our manifests show up here too.
+                "--use-service-account-credentials=true",
+                # Default set: deployment, replicaset, job, garbagecollector, serviceaccount,
+                # serviceaccount-token, namespace, nodelifecycle, ... (kubelet-less is fine).
+                "--controllers=*",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allocate-node-cidrs=false",
+                "--profiling=false",
+            ],
+            "kube-scheduler": [
+                str(b / "kube-scheduler"),
+                f"--kubeconfig={lay.root / 'kube-scheduler.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+            "kwok": [
+                str(b / "kwok"),
+                f"--kubeconfig={lay.root / 'kwok.kubeconfig'}",
+                f"--config={lay.root / 'kwok.yaml'}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector={}={}".format(*KWOK_NODE_ANNOTATION),
+                "--node-ip=127.0.0.1",
+                f"--node-lease-duration-seconds={40}",
+                f"--cidr={POD_CIDR}",
+                f"--server-address=127.0.0.1:{free_port()}",
+            ],
+        }
+
+    def _start_components(self) -> None:
+        commands = self._commands()
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        # kwok otherwise also loads ~/.kwok/kwok.yaml, which could add or change stages.
+        env["KWOK_WORKDIR"] = str(self.layout.kwok_home)
+        for name in COMPONENTS:
+            log = (self.layout.logs / f"{name}.log").open("ab")
+            try:
+                popen = subprocess.Popen(
+                    commands[name],
+                    cwd=self.layout.root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # Own session: a Ctrl-C in the terminal must not kill the cluster halfway
+                    # through teardown, and `up` must survive its parent shell.
+                    start_new_session=True,
+                    preexec_fn=None if self.detached else _die_with_parent,
+                )
+            finally:
+                log.close()
+            start_time = _proc_start_time(popen.pid)
+            if start_time is None:
+                popen.wait()
+                raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
+            self._procs.append(_Proc(name, popen.pid, start_time, popen))
+            self._save_pids()
+
+    def _create_node(self) -> None:
+        key, value = KWOK_NODE_ANNOTATION
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": NODE_NAME,
+                "annotations": {key: value, "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "kubernetes.io/hostname": NODE_NAME,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                },
+            },
+            # No taint: this is the cluster's only node, every test pod should land here.
+            "spec": {},
+        }
+        self.api("POST", "/api/v1/nodes", node)
+
+    # -- readiness ----------------------------------------------------------------------
+
+    def _wait(self, what: str, deadline: float, check: Callable[[], bool]) -> None:
+        last_error = ""
+        while time.monotonic() < deadline:
+            self._check_processes()
+            try:
+                if check():
+                    return
+            except (ClusterError, OSError) as e:
+                last_error = str(e)
+            time.sleep(0.5)
+        raise ClusterError(f"timed out waiting for {what}; last error: {last_error or 'none'}")
+
+    def _check_processes(self) -> None:
+        for proc in self._procs:
+            if proc.popen is not None and proc.popen.poll() is not None:
+                log = self.layout.logs / f"{proc.name}.log"
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                raise ClusterError(
+                    f"{proc.name} exited with {proc.popen.returncode}; {log}:\n{tail}"
+                )
+
+    def _readyz(self) -> bool:
+        req = urllib.request.Request(
+            self.server + "/readyz", headers={"Authorization": f"Bearer {self._admin_token}"}
+        )
+        with urllib.request.urlopen(req, context=self._ssl_context(), timeout=5) as resp:
+            return bool(resp.status == 200 and resp.read().strip() == b"ok")
+
+    def _default_sa_exists(self) -> bool:
+        try:
+            self.api("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+        except ClusterError:
+            return False
+        return True
+
+    def _node_ready(self) -> bool:
+        node = self.api("GET", f"/api/v1/nodes/{NODE_NAME}")
+        conditions = node.get("status", {}).get("conditions", [])
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.layout.pki / "ca.crt"))
+
+    # -- state for the detached CLI -------------------------------------------------------
+
+    def _save_pids(self) -> None:
+        data = {
+            "server": self.server,
+            "processes": [
+                {"name": p.name, "pid": p.pid, "start_time": p.start_time} for p in self._procs
+            ],
+        }
+        tmp = self.layout.pids.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(self.layout.pids)
+
+    def _load_pids(self) -> list[_Proc]:
+        try:
+            data = json.loads(self.layout.pids.read_text())
+        except FileNotFoundError:
+            return []
+        self.server = data.get("server", self.server)
+        return [_Proc(p["name"], int(p["pid"]), int(p["start_time"])) for p in data["processes"]]
+
+    def _load_credentials(self) -> None:
+        config = json.loads(self.kubeconfig.read_text())
+        self.server = config["clusters"][0]["cluster"]["server"]
+        self._admin_token = config["users"][0]["user"]["token"]
+
+
+# ---------------------------------------------------------------------------------------
+# CLI: backs `make up` / `make down`.
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.cluster.localcluster", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("up", "start a detached cluster; prints the kubeconfig path"),
+        ("down", "stop the cluster started by `up` in --dir"),
+        ("status", "show which components of the cluster in --dir are running"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--dir", required=True, type=Path, help="work dir (kubeconfig, logs, pids.json)"
+        )
+        p.add_argument("--bin", type=Path, default=None, help="binaries dir (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    cluster = LocalCluster(args.bin or default_bin_dir(), args.dir, detached=True)
+    if args.command == "up":
+        try:
+            cluster.start()
+        except ClusterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(f"cluster up at {cluster.server}; logs in {cluster.layout.logs}", file=sys.stderr)
+        print(f"export KUBECONFIG={cluster.kubeconfig}", file=sys.stderr)
+        print(cluster.kubeconfig)
+    elif args.command == "down":
+        cluster.stop()
+        print(f"cluster in {cluster.work_dir} stopped", file=sys.stderr)
+    else:
+        states = cluster.running()
+        for name, alive in states.items():
+            print(f"{name}: {'running' if alive else 'stopped'}")
+        return 0 if states and all(states.values()) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
