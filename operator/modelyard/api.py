@@ -1,0 +1,231 @@
+"""The two custom resources as pydantic models: camelCase on the wire, snake_case in Python.
+
+``crds/trainingjobs.yaml`` and ``crds/modeldeployments.yaml`` mirror these classes; the
+TrainingJob spec embeds the runtime's own ``DatasetSpec``/``ModelSpec``/``ValidationSpec``/
+``SearchSpec`` (one source of truth). ``tests/unit/test_crd_agreement.py`` proves the CRD
+schemas, these models and ``manifests/samples/`` agree, and that each CEL rule in the CRDs has a
+pydantic validator here (or in the runtime's ``spec.py``) that says the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from modelyard_runtime.contract import (
+    CamelModel,
+    DatasetInfo,
+    ModelRef,
+    ValidationResult,
+)
+from modelyard_runtime.spec import (
+    DatasetSpec,
+    ModelSpec,
+    SearchSpec,
+    TrainingSpec,
+    ValidationSpec,
+)
+from pydantic import Field, model_validator
+
+from modelyard import API_GROUP, API_VERSION
+
+TRAINING_JOB_KIND = "TrainingJob"
+TRAINING_JOB_PLURAL = "trainingjobs"
+MODEL_DEPLOYMENT_KIND = "ModelDeployment"
+MODEL_DEPLOYMENT_PLURAL = "modeldeployments"
+API_GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
+
+STORAGE_URI_PATTERN = r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?$"
+SHA256_PATTERN = r"^[a-f0-9]{64}$"
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+Quantity = str | int
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+
+
+class ResourceRequirements(CamelModel):
+    """A container's ``resources`` (the subset Modelyard passes through)."""
+
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class Condition(CamelModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class LastFailure(CamelModel):
+    reason: str
+    exit_code: int | None = None
+    message: str = ""
+    pod: str | None = None
+
+
+# --- TrainingJob ----------------------------------------------------------------------------------
+
+
+class OutputSpec(CamelModel):
+    storage_uri: str | None = Field(default=None, pattern=STORAGE_URI_PATTERN)
+
+
+class TrainingJobSpec(CamelModel):
+    dataset: DatasetSpec
+    model: ModelSpec
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    search: SearchSpec | None = None
+    seed: int = Field(default=42, ge=0)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    resources: ResourceRequirements | None = None
+    backoff_limit: int = Field(default=2, ge=0, le=20)
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    suspend: bool = False
+
+    @model_validator(mode="after")
+    def _trainable(self) -> TrainingJobSpec:
+        self.training_spec()  # the runtime's cross-field rules (metrics fit the task, ...)
+        return self
+
+    def training_spec(self) -> TrainingSpec:
+        """The part the trainer is given, as the runtime's own model."""
+        return TrainingSpec(
+            dataset=self.dataset,
+            model=self.model,
+            validation=self.validation,
+            search=self.search,
+            seed=self.seed,
+        )
+
+
+TrainingPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended"]
+
+
+class DatasetStatus(CamelModel):
+    digest: str
+    rows: int
+    columns: int
+
+    @classmethod
+    def of(cls, info: DatasetInfo) -> DatasetStatus:
+        return cls(digest=info.digest, rows=info.rows, columns=info.columns)
+
+
+class TrainingJobStatus(CamelModel):
+    phase: TrainingPhase | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    job_name: str | None = None
+    attempts: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    model: ModelRef | None = None
+    metrics: dict[str, float] | None = None
+    best_params: dict[str, Any] | None = None
+    dataset: DatasetStatus | None = None
+    validation: ValidationResult | None = None
+    last_failure: LastFailure | None = None
+
+
+# --- ModelDeployment ------------------------------------------------------------------------------
+
+
+class TrainingJobRef(CamelModel):
+    name: str = Field(min_length=1, max_length=253, pattern=K8S_NAME_PATTERN)
+
+
+class ModelSource(CamelModel):
+    """Exactly one of ``trainingJobRef`` (follow that job's validated model) or ``storageUri``
+    (a model directory ``pvc://claim/path/<version>``, optionally pinned by ``sha256``)."""
+
+    training_job_ref: TrainingJobRef | None = None
+    storage_uri: str | None = Field(default=None, pattern=STORAGE_URI_PATTERN)
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSource:
+        if (self.training_job_ref is None) == (self.storage_uri is None):
+            raise ValueError("model: set exactly one of trainingJobRef or storageUri")
+        if self.sha256 is not None and self.storage_uri is None:
+            raise ValueError("model.sha256 pins a storageUri; a trainingJobRef brings its own")
+        return self
+
+
+class Autoscaling(CamelModel):
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    target_cpu_utilization_percentage: int = Field(default=80, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _range(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling: minReplicas must not exceed maxReplicas")
+        return self
+
+
+class ModelDeploymentSpec(CamelModel):
+    model: ModelSource
+    replicas: int | None = Field(default=None, ge=0, le=1000)
+    autoscaling: Autoscaling | None = None
+    resources: ResourceRequirements | None = None
+    image: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _replicas_or_autoscaling(self) -> ModelDeploymentSpec:
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError("set replicas or autoscaling, not both (the HPA owns replicas)")
+        return self
+
+    @property
+    def desired_replicas(self) -> int:
+        """What the operator asks for: ``replicas`` (default 1), or the HPA's floor."""
+        if self.autoscaling is not None:
+            return self.autoscaling.min_replicas
+        return 1 if self.replicas is None else self.replicas
+
+
+ServingPhase = Literal["Pending", "Progressing", "Ready", "Degraded"]
+
+
+class ModelStatus(CamelModel):
+    uri: str
+    version: str
+    sha256: str | None = None
+
+
+class ModelDeploymentStatus(CamelModel):
+    phase: ServingPhase | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    url: str | None = None
+    model: ModelStatus | None = None
+    last_failure: LastFailure | None = None
+
+
+# --- object metadata the pure core needs --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ObjectMeta:
+        meta = body.get("metadata") or {}
+        return cls(
+            name=str(meta["name"]),
+            namespace=str(meta.get("namespace") or "default"),
+            uid=str(meta.get("uid") or ""),
+            generation=int(meta.get("generation") or 1),
+        )

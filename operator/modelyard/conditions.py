@@ -1,0 +1,48 @@
+"""Status conditions whose ``lastTransitionTime`` moves only on a real transition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+
+from modelyard.api import Condition
+
+Status = Literal["True", "False", "Unknown"]
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(
+    type_: str,
+    status: Status,
+    reason: str,
+    message: str,
+    *,
+    generation: int,
+    previous: Iterable[Condition] = (),
+    at: str,
+) -> Condition:
+    """A condition of ``type_``; keeps the previous ``lastTransitionTime`` unless ``status``
+    changed (a new reason or message alone is not a transition)."""
+    earlier = next((c for c in previous if c.type == type_), None)
+    since = earlier.last_transition_time if earlier and earlier.status == status else at
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def find(conditions: Iterable[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def is_true(conditions: Iterable[Condition], type_: str) -> bool:
+    found = find(conditions, type_)
+    return found is not None and found.status == "True"

@@ -1,0 +1,33 @@
+"""ModelDeployment handlers: any change to a ModelDeployment, its Deployment or its pods
+reconciles it (a TrainingJob it follows reconciles it too, see ``trainingjobs``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from modelyard import API_GROUP, API_VERSION, naming
+from modelyard.api import MODEL_DEPLOYMENT_KIND, MODEL_DEPLOYMENT_PLURAL
+from modelyard.handlers.lifecycle import reconciler
+from modelyard.handlers.trainingjobs import owner_name
+
+
+@kopf.on.event(API_GROUP, API_VERSION, MODEL_DEPLOYMENT_PLURAL)
+def model_deployment_changed(type: str, namespace: str | None, name: str, **_: Any) -> None:
+    if type != "DELETED" and namespace:
+        reconciler().model_deployment(namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={naming.LABEL_COMPONENT: "server"})
+def its_deployment_changed(type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    owner = owner_name(body, MODEL_DEPLOYMENT_KIND)
+    if owner and namespace:
+        reconciler().model_deployment(namespace, owner)
+
+
+@kopf.on.event("", "v1", "pods", labels={naming.LABEL_COMPONENT: "server"})
+def its_pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    owner = body.metadata.annotations.get(naming.LABEL_MODEL_DEPLOYMENT)
+    if owner and namespace:
+        reconciler().model_deployment(namespace, owner)

@@ -1,0 +1,140 @@
+"""The only module that talks to the API server: get, list, server-side apply, status patch,
+delete, events. Built on the official client's ``DynamicClient`` (one code path for every kind,
+plain dicts in and out)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
+
+from modelyard import FIELD_MANAGER
+from modelyard.conditions import now
+
+log = logging.getLogger(__name__)
+
+MERGE = "application/merge-patch+json"
+
+
+def load_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the local kubeconfig."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    data = obj.to_dict() if hasattr(obj, "to_dict") else obj
+    return dict(data) if data else {}
+
+
+class Kube:
+    """Thin, synchronous wrapper; every method is safe to call again with the same input."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.dynamic = DynamicClient(api_client)  # type: ignore[no-untyped-call]
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+        return _plain(found)
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        found = self._resource(api_version, kind).get(
+            namespace=namespace, label_selector=label_selector
+        )
+        return [dict(item) for item in (_plain(found).get("items") or [])]
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply as field manager ``modelyard``, forcing ownership of our fields:
+        the same manifest twice is a no-op, a missing object is created."""
+        meta = manifest["metadata"]
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        applied = resource.server_side_apply(
+            body=manifest,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return _plain(applied)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete (children first go in the background); already gone is success."""
+        with contextlib.suppress(NotFoundError):
+            self._resource(api_version, kind).delete(
+                name=name, namespace=namespace, propagation_policy="Background"
+            )
+
+    def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> None:
+        """A merge patch on the status subresource (never touches ``spec``)."""
+        resource = self._resource(api_version, kind)
+        try:
+            resource.status.patch(
+                body={"status": patch}, name=name, namespace=namespace, content_type=MERGE
+            )
+        except NotFoundError:
+            log.debug("%s %s/%s is gone; status not written", kind, namespace, name)
+
+    def event(
+        self,
+        involved: dict[str, Any],
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+    ) -> None:
+        """A core/v1 Event about ``involved`` (best effort: an event is never worth a retry)."""
+        meta = involved.get("metadata") or {}
+        stamp = now()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta.get("namespace"),
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": os.environ.get("HOSTNAME", FIELD_MANAGER),
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self._resource("v1", "Event").create(body=event, namespace=meta.get("namespace"))
+        except ConflictError:
+            pass
+        except Exception:
+            log.warning("could not post event %s for %s", reason, meta.get("name"), exc_info=True)

@@ -1,0 +1,415 @@
+"""TrainingJob: the desired batch/v1 Job, and the status its Job and pods imply. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from modelyard_runtime import contract
+from pydantic import ValidationError
+
+from modelyard import naming
+from modelyard.api import (
+    Condition,
+    DatasetStatus,
+    LastFailure,
+    ObjectMeta,
+    TrainingJobSpec,
+    TrainingJobStatus,
+    TrainingPhase,
+)
+from modelyard.conditions import condition
+from modelyard.failures import first_failure, newest_first, termination_message
+from modelyard.security import pod_security_context, restricted_container_security_context
+from modelyard.settings import OperatorSettings
+
+TRAINER_CONTAINER = "trainer"
+MODEL_MOUNT = "/mnt/models"
+DATA_ROOT = contract.DEFAULT_DATA_ROOT
+TERMINAL: tuple[TrainingPhase, ...] = ("Succeeded", "Failed")
+NON_RETRYABLE_REASONS = ("InvalidSpec", "InvalidData", "GateNotMet")
+
+# --- spec -> Job ---------------------------------------------------------------------------------
+
+
+def storage_uri(spec: TrainingJobSpec, name: str, settings: OperatorSettings) -> str:
+    """``spec.output.storageUri``, or the operator's default with the TrainingJob's name."""
+    if spec.output.storage_uri:
+        return spec.output.storage_uri.rstrip("/")
+    return f"{settings.default_storage_uri.rstrip('/')}/{name}"
+
+
+def spec_hash(body: dict[str, Any]) -> str:
+    """What the Job's training depends on: the whole spec except ``suspend`` (which pauses and
+    resumes the same Job instead of starting a new one)."""
+    spec = {k: v for k, v in (body.get("spec") or {}).items() if k != "suspend"}
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def training_generation(body: dict[str, Any], jobs: list[dict[str, Any]]) -> int:
+    """The generation whose Job trains the current spec: an existing Job with the same spec hash
+    (e.g. only ``suspend`` changed since), else the TrainingJob's current generation."""
+    meta = ObjectMeta.of(body)
+    wanted = spec_hash(body)
+    same = [
+        int(annotations[naming.ANNOTATION_GENERATION])
+        for job in jobs
+        if (annotations := (job.get("metadata") or {}).get("annotations") or {}).get(
+            naming.ANNOTATION_SPEC_HASH
+        )
+        == wanted
+        and str(annotations.get(naming.ANNOTATION_GENERATION, "")).isdigit()
+    ]
+    return max(same) if same else meta.generation
+
+
+def _volumes(
+    spec: TrainingJobSpec, output_claim: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "models", "persistentVolumeClaim": {"claimName": output_claim}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "models", "mountPath": MODEL_MOUNT},
+    ]
+    uri = spec.dataset.uri
+    if uri is not None and uri.startswith("pvc://"):
+        data_claim, _ = contract.parse_pvc_uri(uri)
+        volumes.append(
+            {
+                "name": "data",
+                "persistentVolumeClaim": {"claimName": data_claim, "readOnly": True},
+            }
+        )
+        mounts.append({"name": "data", "mountPath": f"{DATA_ROOT}/{data_claim}", "readOnly": True})
+    return volumes, mounts
+
+
+def build_job(
+    body: dict[str, Any], settings: OperatorSettings, *, generation: int | None = None
+) -> dict[str, Any]:
+    """The batch/v1 Job that trains ``body``'s spec (at ``generation``, default the current
+    one) with the runtime image's ``modelyard-train``."""
+    meta = ObjectMeta.of(body)
+    spec = TrainingJobSpec.model_validate(body.get("spec") or {})
+    generation = meta.generation if generation is None else generation
+    name = naming.job_name(meta.name, generation)
+    output_uri = storage_uri(spec, meta.name, settings)
+    output_claim, output_path = contract.parse_pvc_uri(output_uri)
+    volumes, mounts = _volumes(spec, output_claim)
+    labels = naming.trainer_labels(meta.name)
+    env = [
+        {
+            "name": contract.ENV_TRAINING_SPEC,
+            "value": spec.training_spec().model_dump_json(by_alias=True, exclude_none=True),
+        },
+        {
+            "name": contract.ENV_OUTPUT_DIR,
+            "value": "/".join(p for p in (MODEL_MOUNT, output_path) if p),
+        },
+        {"name": contract.ENV_STORAGE_URI, "value": output_uri},
+        {"name": contract.ENV_MODEL_VERSION, "value": naming.model_version(generation, meta.uid)},
+        {"name": contract.ENV_DATA_ROOT, "value": DATA_ROOT},
+        {"name": contract.ENV_RESULT_PATH, "value": contract.DEFAULT_RESULT_PATH},
+    ]
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": settings.runtime_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["modelyard-train"],
+        "env": env,
+        "volumeMounts": mounts,
+        "terminationMessagePath": contract.DEFAULT_RESULT_PATH,
+        "terminationMessagePolicy": "File",
+        "securityContext": restricted_container_security_context(),
+    }
+    if spec.resources is not None:
+        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        "suspend": spec.suspend,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    # The trainer says the spec or data is wrong, or the gate failed: a retry
+                    # would give the same answer.
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": TRAINER_CONTAINER,
+                        "operator": "In",
+                        "values": sorted(int(c) for c in contract.NON_RETRYABLE_EXIT_CODES),
+                    },
+                },
+                {
+                    # Evicted, preempted, node drained: not the trainer's fault, do not count.
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
+            ]
+        },
+        "template": {
+            "metadata": {
+                "labels": labels,
+                # The full name (labels are capped at 63 characters) for the pod watcher.
+                "annotations": {naming.LABEL_TRAINING_JOB: meta.name},
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": pod_security_context(),
+                "containers": [container],
+                "volumes": volumes,
+            },
+        },
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": meta.namespace,
+            "labels": labels,
+            "annotations": {
+                naming.ANNOTATION_SPEC_HASH: spec_hash(body),
+                naming.ANNOTATION_GENERATION: str(generation),
+            },
+            "ownerReferences": [naming.training_job_owner(meta)],
+        },
+        "spec": job_spec,
+    }
+
+
+# --- Job + pods -> status ------------------------------------------------------------------------
+
+
+def previous_status(body: dict[str, Any]) -> TrainingJobStatus:
+    """The status as last written (empty if absent or unreadable)."""
+    try:
+        return TrainingJobStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        return TrainingJobStatus()
+
+
+def job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_ and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def trainer_result(pods: list[dict[str, Any]]) -> contract.TrainerResult | None:
+    """The newest result a trainer pod wrote to its termination log (succeeded pods first)."""
+    ordered = newest_first(pods)
+    ordered.sort(key=lambda p: (p.get("status") or {}).get("phase") != "Succeeded")
+    for pod in ordered:
+        text = termination_message(pod, TRAINER_CONTAINER)
+        if not text:
+            continue
+        try:
+            return contract.TrainerResult.from_termination_message(text)
+        except ValidationError:
+            continue
+    return None
+
+
+def _conditions(
+    phase: TrainingPhase,
+    reason: str,
+    message: str,
+    validation: contract.ValidationResult | None,
+    *,
+    generation: int,
+    previous: list[Condition],
+    at: str,
+) -> list[Condition]:
+    def make(type_: str, status: Any, why: str, text: str) -> Condition:
+        return condition(type_, status, why, text, generation=generation, previous=previous, at=at)
+
+    succeeded = {"Succeeded": "True", "Failed": "False"}.get(phase, "Unknown")
+    failed = "True" if phase == "Failed" else "False"
+    if validation is None:
+        validated = make("Validated", "Unknown", "NotValidated", "no validation result yet")
+    elif validation.passed:
+        validated = make("Validated", "True", "GatePassed", _gate_summary(validation))
+    else:
+        validated = make("Validated", "False", "GateNotMet", _gate_summary(validation))
+    return [
+        make("Succeeded", succeeded, reason, message),
+        make(
+            "Failed",
+            failed,
+            reason if phase == "Failed" else "NotFailed",
+            message if phase == "Failed" else "",
+        ),
+        validated,
+    ]
+
+
+def _gate_summary(validation: contract.ValidationResult) -> str:
+    if not validation.results:
+        return "no gate configured"
+    parts = []
+    for result in validation.results:
+        bounds = []
+        if result.min is not None:
+            bounds.append(f">= {result.min:g}")
+        if result.max is not None:
+            bounds.append(f"<= {result.max:g}")
+        verdict = "ok" if result.passed else "NOT MET"
+        parts.append(f"{result.metric}={result.value:.4g} ({' and '.join(bounds)}: {verdict})")
+    return "; ".join(parts)
+
+
+def invalid_spec_status(body: dict[str, Any], error: str, *, at: str) -> TrainingJobStatus:
+    """A spec the API server let through (e.g. CEL off) but the operator cannot train."""
+    meta = ObjectMeta.of(body)
+    prev = previous_status(body)
+    failure = LastFailure(reason="InvalidSpec", message=error[:512])
+    return TrainingJobStatus(
+        phase="Failed",
+        observed_generation=meta.generation,
+        conditions=_conditions(
+            "Failed",
+            "InvalidSpec",
+            failure.message,
+            None,
+            generation=meta.generation,
+            previous=prev.conditions,
+            at=at,
+        ),
+        last_failure=failure,
+    )
+
+
+def training_status(
+    body: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    job_name: str,
+    at: str,
+) -> TrainingJobStatus:
+    """The TrainingJob's status, from its current Job (``None`` if absent), that Job's pods and
+    the trainer's termination message. ``at`` stamps conditions that change now."""
+    meta = ObjectMeta.of(body)
+    prev = previous_status(body)
+    suspend = bool((body.get("spec") or {}).get("suspend"))
+
+    if job is None:
+        if prev.job_name == job_name and prev.phase in TERMINAL:
+            # Finished and since removed (ttlSecondsAfterFinished): the record stands.
+            return prev.model_copy(update={"observed_generation": meta.generation})
+        phase: TrainingPhase = "Suspended" if suspend else "Pending"
+        reason = "Suspended" if suspend else "JobPending"
+        return TrainingJobStatus(
+            phase=phase,
+            observed_generation=meta.generation,
+            conditions=_conditions(
+                phase,
+                reason,
+                f"creating Job {job_name}",
+                None,
+                generation=meta.generation,
+                previous=prev.conditions,
+                at=at,
+            ),
+            job_name=job_name,
+        )
+
+    job_status = job.get("status") or {}
+    result = trainer_result(pods)
+    pod_failure = first_failure(pods)
+    attempts = sum(int(job_status.get(k) or 0) for k in ("succeeded", "failed", "active"))
+    complete = job_condition(job, "Complete")
+    failed = job_condition(job, "Failed")
+    validation = result.validation if result else None
+    last_failure: LastFailure | None = None
+
+    if complete is not None:
+        if result is None or not result.succeeded or result.model is None:
+            phase, reason = "Failed", "NoResult"
+            message = "the trainer exited 0 but left no usable result in its termination log"
+            last_failure = LastFailure(reason=reason, message=message)
+        elif validation is not None and not validation.passed:
+            phase, reason = "Failed", "GateNotMet"
+            message = f"validation gate not met: {_gate_summary(validation)}"
+            last_failure = LastFailure(reason=reason, message=message)
+        else:
+            phase, reason = "Succeeded", "Trained"
+            message = f"model {result.model.version} stored at {result.model.uri}"
+    elif failed is not None:
+        phase = "Failed"
+        job_reason = str(failed.get("reason") or "JobFailed")
+        job_message = str(failed.get("message") or job_reason)
+        said = result if (result is not None and not result.succeeded) else None
+        if said is not None and said.reason in NON_RETRYABLE_REASONS:
+            reason, message = said.reason, said.message or job_message
+        else:
+            reason, message = job_reason, job_message
+        if job_reason == "DeadlineExceeded":
+            last_failure = LastFailure(
+                reason="DeadlineExceeded",
+                message=job_message,
+                pod=pod_failure.pod if pod_failure else None,
+            )
+        elif pod_failure is not None:
+            if said is not None and pod_failure.reason != "OOMKilled":
+                # The trainer's own words beat the raw termination message (its JSON).
+                pod_failure = pod_failure.model_copy(
+                    update={"reason": said.reason, "message": said.message}
+                )
+            text = pod_failure.message
+            if job_reason == "BackoffLimitExceeded":
+                text = f"BackoffLimitExceeded after {attempts} attempts; last: {text}"
+            last_failure = pod_failure.model_copy(update={"message": text[:512]})
+        else:
+            last_failure = LastFailure(reason=job_reason, message=job_message)
+    elif suspend or job_condition(job, "Suspended") is not None:
+        phase, reason, message = "Suspended", "Suspended", "the Job is suspended"
+        last_failure = pod_failure
+    else:
+        running = int(job_status.get("active") or 0) > 0 and any(
+            (p.get("status") or {}).get("phase") == "Running" for p in pods
+        )
+        phase = "Running" if running else "Pending"
+        reason = "Training" if running else "PodPending"
+        limit = int((job.get("spec") or {}).get("backoffLimit") or 0)
+        message = f"attempt {max(attempts, 1)} of at most {limit + 1}"
+        last_failure = pod_failure
+        if pod_failure is not None:
+            reason, message = pod_failure.reason, pod_failure.message
+
+    succeeded_model = result.model if (result and phase == "Succeeded") else None
+    report = result if (result and (result.succeeded or result.reason == "GateNotMet")) else None
+    return TrainingJobStatus(
+        phase=phase,
+        observed_generation=meta.generation,
+        conditions=_conditions(
+            phase,
+            reason,
+            message,
+            validation,
+            generation=meta.generation,
+            previous=prev.conditions,
+            at=at,
+        ),
+        job_name=job_name,
+        attempts=attempts,
+        start_time=job_status.get("startTime"),
+        completion_time=job_status.get("completionTime"),
+        model=succeeded_model,
+        metrics=dict(report.metrics) if report and report.metrics else None,
+        best_params=report.best_params if report else None,
+        dataset=DatasetStatus.of(report.dataset) if report and report.dataset else None,
+        validation=validation,
+        last_failure=last_failure,
+    )
