@@ -1,0 +1,643 @@
+"""Serving benchmark: ours against MLServer, KServe and a bare-ASGI floor, same model, same load.
+
+Each server runs as one process pinned to core 0 (``taskset``); ``wrk`` (one thread, fixed
+connections) runs pinned to core 1 and POSTs the same V2 body to it: warm-up, then a measured
+run, at every batch size. Before any load each server must answer every payload with a 200 and
+the predictions the pipeline gives in-process. The results go to
+``benchmarks/results/serving-<date>.json`` and a markdown table to stdout.
+
+Entry: ``python benchmarks/run.py [--quick] [...]`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import prep
+import venvs
+from servers import mlserver_repo
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+LUA_SCRIPT = HERE / "post.lua"
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+SERVER_KINDS = ("modelyard", "mlserver", "kserve", "bare-asgi")
+PEERS = ("mlserver", "kserve")
+FLOOR = "bare-asgi"
+OURS = "modelyard"
+
+# Targets from the issue, checked on ratios measured within one run.
+TARGET_PEER_THROUGHPUT = 3.0  # ours >= 3x each peer's req/s
+TARGET_FLOOR_GAP = 1.3  # floor's req/s <= 1.3x ours
+SINGLE_THREADED_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@dataclass
+class Server:
+    kind: str
+    label: str
+    argv: list[str]
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.base}/v2/models/{prep.MODEL_NAME}/infer"
+
+
+class Skip(Exception):
+    """This server cannot be measured; the message says exactly why."""
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http(url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def cpu_busy(seconds: float) -> dict[str, float]:
+    """Busy share (%) of each core over ``seconds``, from /proc/stat: the background load."""
+
+    def sample() -> dict[str, tuple[int, int]]:
+        out = {}
+        with open("/proc/stat") as stat:
+            for line in stat:
+                if line.startswith("cpu") and line[3].isdigit():
+                    name, *values = line.split()
+                    ticks = [int(v) for v in values]
+                    idle = ticks[3] + ticks[4]  # idle + iowait
+                    out[name] = (sum(ticks), idle)
+        return out
+
+    before = sample()
+    time.sleep(seconds)
+    after = sample()
+    busy = {}
+    for name, (total, idle) in after.items():
+        d_total = total - before[name][0]
+        d_idle = idle - before[name][1]
+        busy[name] = round(100.0 * (d_total - d_idle) / d_total, 1) if d_total else 0.0
+    return busy
+
+
+def flat(values: object) -> list[object]:
+    if isinstance(values, list):
+        return [item for value in values for item in flat(value)]
+    return [values]
+
+
+def same_predictions(got: list[object], expected: list[object]) -> bool:
+    def norm(value: object) -> object:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return str(value)
+
+    return [norm(v) for v in flat(got)] == [norm(v) for v in flat(expected)]
+
+
+# --- the processes ----------------------------------------------------------------------------
+
+
+class Running:
+    """A server process in its own session (so its process group is ours alone to stop)."""
+
+    def __init__(self, server: Server, log_path: Path) -> None:
+        env = dict(os.environ)
+        env.update(SINGLE_THREADED_ENV)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(server.env)
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *server.argv],
+            env=env,
+            cwd=server.cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+            except ProcessLookupError:
+                pass
+        else:  # the leader exited; stop any child it left in its group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+    def wait_ready(self, server: Server, timeout: float) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.proc.poll() is not None:
+                raise Skip(
+                    f"exited with {self.proc.returncode} before it was ready:\n"
+                    f"{tail(self.log_path)}"
+                )
+            try:
+                status, _ = http(f"{server.base}/v2/health/ready", timeout=2)
+                if status == 200:
+                    status, _ = http(f"{server.base}/v2/models/{prep.MODEL_NAME}/ready", timeout=2)
+                    if status == 200:
+                        return time.monotonic() - start
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.2)
+        raise Skip(f"not ready within {timeout:.0f} s:\n{tail(self.log_path)}")
+
+
+def verify(server: Server, payloads: list[prep.Payload]) -> None:
+    """Every payload: a 200 with the in-process predictions, before any load."""
+    for payload in payloads:
+        status, body = http(server.infer_url, payload.body_path.read_bytes())
+        if status != 200:
+            raise Skip(f"batch {payload.batch}: HTTP {status}: {body[:500]!r}")
+        answer = json.loads(body)
+        outputs = answer.get("outputs") or []
+        if not outputs:
+            raise Skip(f"batch {payload.batch}: no outputs in {body[:300]!r}")
+        chosen = next((o for o in outputs if o.get("name") == "predict"), outputs[0])
+        if not same_predictions(chosen.get("data"), payload.expected):
+            raise Skip(
+                f"batch {payload.batch}: predictions differ: got "
+                f"{chosen.get('data')!r}, expected {payload.expected!r}"
+            )
+
+
+def wrk(url: str, body_path: Path, connections: int, seconds: float) -> dict[str, object]:
+    argv = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+        "--",
+        str(body_path),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            return json.loads(line[len("WRK_JSON ") :])
+    raise Skip(f"wrk gave no summary (exit {done.returncode}): {done.stdout}{done.stderr}")
+
+
+def measure(
+    server: Server, payloads: list[prep.Payload], args: argparse.Namespace
+) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for payload in payloads:
+        wrk(server.infer_url, payload.body_path, args.connections, args.warmup)
+        load_before = os.getloadavg()[0]
+        summary = wrk(server.infer_url, payload.body_path, args.connections, args.duration)
+        latency = summary["latency_us"]
+        errors = summary["errors"]
+        seconds = summary["duration_us"] / 1e6  # type: ignore[operator]
+        out[str(payload.batch)] = {
+            "requests": summary["requests"],
+            "seconds": round(seconds, 3),
+            "rps": round(summary["requests"] / seconds, 1),  # type: ignore[operator]
+            "p50_ms": round(latency["p50"] / 1000, 3),  # type: ignore[index]
+            "p90_ms": round(latency["p90"] / 1000, 3),  # type: ignore[index]
+            "p99_ms": round(latency["p99"] / 1000, 3),  # type: ignore[index]
+            "max_ms": round(latency["max"] / 1000, 3),  # type: ignore[index]
+            "errors": errors,
+            "error_count": sum(errors.values()),  # type: ignore[union-attr]
+            "loadavg_1m_before": round(load_before, 2),
+        }
+        row = out[str(payload.batch)]
+        print(
+            f"    batch {payload.batch:>3}: {row['rps']:>9.1f} req/s  p50 {row['p50_ms']:.2f} ms"
+            f"  p99 {row['p99_ms']:.2f} ms  errors {row['error_count']}",
+            flush=True,
+        )
+    return out
+
+
+# --- the four kinds ---------------------------------------------------------------------------
+
+
+def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
+    port = free_port()
+    if kind == OURS:
+        if model.ours_dir is None:
+            raise Skip("no modelyard artifact: " + model.source)
+        if not (prep.RUNTIME_SRC / "modelyard_runtime" / "serve" / "__main__.py").exists():
+            raise Skip("serving_image/modelyard_runtime/serve/__main__.py is not in the tree")
+        env = prep.runtime_env()
+        env.update(
+            {
+                "MODELYARD_MODEL_DIR": str(model.ours_dir),
+                "MODELYARD_MODEL_NAME": prep.MODEL_NAME,
+                "MODELYARD_PORT": str(port),
+            }
+        )
+        return Server(
+            kind,
+            "modelyard-serve (ours)",
+            [sys.executable, "-m", "modelyard_runtime.serve"],
+            port,
+            env=env,
+            notes=["python -m modelyard_runtime.serve; its defaults otherwise"],
+            versions=venvs.versions(sys.executable, ["uvicorn", "orjson", "numpy"]),
+        )
+    if kind == FLOOR:
+        return Server(
+            kind,
+            "bare ASGI (floor)",
+            [
+                sys.executable,
+                str(HERE / "servers" / "bare_asgi.py"),
+                str(model.joblib_path),
+                prep.MODEL_NAME,
+                str(port),
+            ],
+            port,
+            notes=[
+                "raw ASGI callable, uvicorn http=httptools, loop auto, "
+                "no access log; orjson -> numpy -> predict -> orjson"
+            ],
+            versions=venvs.versions(sys.executable, ["uvicorn", "httptools", "orjson"]),
+        )
+    python = venvs.ensure(kind, logs / f"{kind}-pip.log")
+    if kind == "mlserver":
+        root = mlserver_repo.write_repository(
+            workdir / "mlserver", model.joblib_path, prep.MODEL_NAME, port, free_port()
+        )
+        mlserver_bin = python.parent / "mlserver"
+        return Server(
+            kind,
+            "MLServer 1.7 + mlserver-sklearn",
+            [str(mlserver_bin), "start", str(root)],
+            port,
+            cwd=root,
+            notes=[
+                "parallel_workers 0, metrics_endpoint null, debug false, "
+                "gzip off; gRPC cannot be disabled (idle on its own port)"
+            ],
+            versions=venvs.versions(
+                python, ["mlserver", "mlserver-sklearn", "scikit-learn", "numpy", "uvicorn"]
+            ),
+        )
+    if kind == "kserve":
+        env = {
+            "BENCH_MODEL_PATH": str(model.joblib_path),
+            "BENCH_MODEL_NAME": prep.MODEL_NAME,
+            "BENCH_PORT": str(port),
+            "BENCH_GRPC_PORT": str(free_port()),
+        }
+        return Server(
+            kind,
+            "KServe ModelServer (sklearn Model)",
+            [str(python), str(HERE / "servers" / "kserve_sklearn.py")],
+            port,
+            env=env,
+            notes=[
+                "workers 1, enable_grpc False, enable_latency_logging False; "
+                "kserve binds 0.0.0.0 (hard-coded), load goes to 127.0.0.1"
+            ],
+            versions=venvs.versions(
+                python, ["kserve", "scikit-learn", "numpy", "uvicorn", "fastapi"]
+            ),
+        )
+    raise ValueError(kind)
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def ratios(servers: dict[str, dict[str, object]], batches: list[int]) -> list[dict[str, object]]:
+    """One row per target and batch; value None when a side is missing."""
+    rows: list[dict[str, object]] = []
+
+    def result(kind: str, batch: int) -> dict[str, float] | None:
+        entry = servers.get(kind, {})
+        return entry.get("results", {}).get(str(batch)) if entry.get("ok") else None  # type: ignore[union-attr]
+
+    for batch in batches:
+        ours = result(OURS, batch)
+        for peer in PEERS:
+            other = result(peer, batch)
+            value = ours["rps"] / other["rps"] if ours and other and other["rps"] else None
+            rows.append(
+                {
+                    "target": f"throughput ours / {peer}",
+                    "batch": batch,
+                    "value": value,
+                    "goal": f">= {TARGET_PEER_THROUGHPUT}x",
+                    "met": None if value is None else value >= TARGET_PEER_THROUGHPUT,
+                }
+            )
+        floor = result(FLOOR, batch)
+        value = floor["rps"] / ours["rps"] if ours and floor and ours["rps"] else None
+        rows.append(
+            {
+                "target": "throughput floor / ours",
+                "batch": batch,
+                "value": value,
+                "goal": f"<= {TARGET_FLOOR_GAP}x",
+                "met": None if value is None else value <= TARGET_FLOOR_GAP,
+            }
+        )
+        peers = [r for r in (result(p, batch) for p in PEERS) if r]
+        best = min((r["p99_ms"] for r in peers), default=None)
+        value = ours["p99_ms"] / best if ours and best else None
+        rows.append(
+            {
+                "target": "p99 ours / best peer",
+                "batch": batch,
+                "value": value,
+                "goal": "<= 1.0x",
+                "met": None if value is None else value <= 1.0,
+            }
+        )
+    return rows
+
+
+def markdown(report: dict[str, object]) -> str:
+    config = report["config"]
+    servers = report["servers"]
+    predict = report["predict_inprocess_us"]
+    lines = [
+        f"## Serving benchmark {report['date']}",
+        "",
+        f"Model: {config['estimator']} pipeline on iris ({report['model_source']}); "
+        f"wrk -t1 -c{config['connections']}, {config['duration_s']} s measured after "
+        f"{config['warmup_s']} s warm-up; server on core {SERVER_CORE}, wrk on core {LOAD_CORE}.",
+        f"Background load: {report['machine']['load_note']}",
+        "",
+        "| server | batch | req/s | p50 ms | p99 ms | errors | ours / this (req/s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    ours = servers.get(OURS, {})
+    for entry in servers.values():
+        if not entry.get("ok"):
+            continue
+        for batch, row in entry["results"].items():
+            ours_row = ours.get("results", {}).get(batch) if ours.get("ok") else None
+            ratio = f"{ours_row['rps'] / row['rps']:.2f}x" if ours_row and row["rps"] else "-"
+            lines.append(
+                f"| {entry['label']} | {batch} | {row['rps']:.0f} | "
+                f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['error_count']} | "
+                f"{ratio} |"
+            )
+    for batch, timing in predict.items():
+        lines.append(
+            f"| in-process `model.predict` | {batch} | "
+            f"{1e6 / timing['median_us']:.0f} (1/t) | {timing['median_us'] / 1000:.3f} "
+            f"| - | - | - |"
+        )
+    skipped = {k: e for k, e in servers.items() if not e.get("ok")}
+    if skipped:
+        lines += ["", "Not measured:"]
+        lines += [
+            f"- {e['label']}: {e['error'].splitlines()[0] if e['error'] else ''}"
+            for e in skipped.values()
+        ]
+    lines += ["", "| target | batch | measured | goal | met |", "|---|---:|---:|---|---|"]
+    for row in report["targets"]:
+        value = "n/a" if row["value"] is None else f"{row['value']:.2f}x"
+        met = {None: "n/a", True: "yes", False: "**no**"}[row["met"]]
+        lines.append(f"| {row['target']} | {row['batch']} | {value} | {row['goal']} | {met} |")
+    return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def preflight() -> None:
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)}: apt-get install -y wrk util-linux")
+    if len(os.sched_getaffinity(0)) < 2:
+        sys.exit("needs two cores (server on core 0, wrk on core 1)")
+
+
+def main(args: argparse.Namespace) -> int:
+    preflight()
+    RESULTS_DIR.mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="modelyard-bench-"))
+    logs = workdir / "logs"
+    logs.mkdir()
+    print(f"work dir: {workdir}", flush=True)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        return run(args, workdir, logs, started)
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetime) -> int:
+    kinds = [k for k in SERVER_KINDS if k in args.servers]
+    model: prep.Model | None = None
+    trainer_error = None
+    if OURS in kinds and prep.trainer_available():
+        print("training with the modelyard trainer ...", flush=True)
+        try:
+            model = prep.train_with_ours(
+                sys.executable, workdir, args.estimator, logs / "trainer.log"
+            )
+        except Exception as error:
+            trainer_error = f"{type(error).__name__}: {error}"
+            print(f"  trainer failed: {trainer_error}", flush=True)
+    if model is None:
+        model = prep.fit_directly(workdir, args.estimator)
+        if trainer_error:
+            model.source = f"fitted by the benchmark (trainer failed: {trainer_error})"
+    payloads = prep.make_payloads(model, args.batches, workdir)
+
+    print("in-process predict time ...", flush=True)
+    done = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            SERVER_CORE,
+            sys.executable,
+            str(HERE / "predict_time.py"),
+            str(model.joblib_path),
+            *(str(p.body_path) for p in payloads),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **SINGLE_THREADED_ENV},
+        check=True,
+    )
+    predict = json.loads(done.stdout)
+    for batch, timing in predict.items():
+        print(f"    batch {batch:>3}: {timing['median_us']:.1f} µs", flush=True)
+
+    servers: dict[str, dict[str, object]] = {}
+    busy_samples = []
+    for kind in kinds:
+        print(f"{kind}:", flush=True)
+        entry: dict[str, object] = {"label": kind, "ok": False, "error": None}
+        servers[kind] = entry
+        running: Running | None = None
+        try:
+            server = build(kind, model, workdir, logs)
+            entry.update(
+                label=server.label,
+                notes=server.notes,
+                versions=server.versions,
+                command=" ".join(server.argv),
+            )
+            running = Running(server, logs / f"{kind}.log")
+            entry["startup_s"] = round(running.wait_ready(server, args.startup_timeout), 2)
+            verify(server, payloads)
+            busy = cpu_busy(1.0)  # the server idles: this is everyone else's load
+            busy_samples.append(busy)
+            entry["background_cpu_busy_pct"] = busy
+            entry["results"] = measure(server, payloads, args)
+            entry["ok"] = True
+        except Skip as error:
+            entry["error"] = str(error)
+            print(f"  not measured: {error}", flush=True)
+        except (RuntimeError, subprocess.SubprocessError, OSError) as error:
+            entry["error"] = f"{type(error).__name__}: {error}"
+            print(f"  not measured: {entry['error']}", flush=True)
+        finally:
+            if running is not None:
+                running.stop()
+
+    load_note = (
+        f"load average {os.getloadavg()[0]:.2f} (1 min) at the end; background busy share "
+        f"while each server idled: "
+        + ", ".join(
+            f"{k} cpu0 {b.get('cpu0', 0):.0f}% cpu1 {b.get('cpu1', 0):.0f}%"
+            for k, b in zip(
+                [k for k in servers if "background_cpu_busy_pct" in servers[k]],
+                busy_samples,
+                strict=True,
+            )
+        )
+    )
+    report: dict[str, object] = {
+        "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quick": args.quick,
+        "model_source": model.source,
+        "model_notes": model.notes,
+        "config": {
+            "estimator": args.estimator,
+            "batches": args.batches,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "wrk_threads": 1,
+            "server_core": SERVER_CORE,
+            "load_core": LOAD_CORE,
+            "server_env": SINGLE_THREADED_ENV,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_end": os.getloadavg(),
+            "load_note": load_note,
+        },
+        "predict_inprocess_us": predict,
+        "servers": servers,
+    }
+    report["targets"] = ratios(servers, args.batches)
+    suffix = "-quick" if args.quick else ""
+    out_path = (
+        Path(args.output)
+        if args.output
+        else (RESULTS_DIR / f"serving-{started:%Y-%m-%d}{suffix}.json")
+    )
+    out_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print()
+    print(markdown(report))
+    print(f"\nresults: {out_path}")
+    if args.check:
+        missed = [r for r in report["targets"] if r["met"] is not True]  # type: ignore[union-attr]
+        return 1 if missed else 0
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 s warm-up, 2 s measured")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per run")
+    p.add_argument("--connections", type=int, default=8, help="wrk connections (concurrency)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--servers", nargs="+", choices=SERVER_KINDS, default=list(SERVER_KINDS))
+    p.add_argument(
+        "--estimator", choices=sorted(prep.HYPERPARAMETERS), default="LogisticRegression"
+    )
+    p.add_argument("--startup-timeout", type=float, default=120.0)
+    p.add_argument("--output", help="results file (default results/serving-<date>.json)")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, model)")
+    p.add_argument("--check", action="store_true", help="exit 1 unless every target is met")
+    return p
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 2.0, 1.0
+    return args
