@@ -160,7 +160,9 @@ class ModelSource(CamelModel):
 class Autoscaling(CamelModel):
     min_replicas: int = Field(default=1, ge=1, le=1000)
     max_replicas: int = Field(ge=1, le=1000)
-    target_cpu_utilization_percentage: int = Field(default=80, ge=1, le=100)
+    target_cpu_utilization_percentage: int = Field(
+        default=80, ge=1, le=100, alias="targetCPUUtilizationPercentage"
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Autoscaling:

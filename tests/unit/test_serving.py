@@ -1,0 +1,292 @@
+"""ModelDeployment: model resolution, Deployment/Service/HPA builders, status. Table-driven."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from factories import SHA, model_deployment, pod, training_job
+from modelyard_runtime import contract
+
+from modelyard import naming, serving
+from modelyard.api import ModelDeploymentSpec, ModelStatus
+from modelyard.settings import OperatorSettings
+
+SETTINGS = OperatorSettings(runtime_image="runtime:1")
+AT = "2024-01-02T03:04:05Z"
+MODEL = ModelStatus(uri="pvc://models/iris/v1-01234567", version="v1-01234567", sha256=SHA)
+
+TJ_SUCCEEDED = {
+    "phase": "Succeeded",
+    "model": {"uri": MODEL.uri, "version": MODEL.version, "sha256": SHA},
+    "validation": {"passed": True, "results": []},
+}
+TJ_GATE_FAILED = {
+    "phase": "Failed",
+    "validation": {"passed": False, "results": []},
+    "lastFailure": {"reason": "GateNotMet", "message": "accuracy too low"},
+}
+
+
+def spec(body: dict[str, Any]) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate(body["spec"])
+
+
+# --- resolution ----------------------------------------------------------------------------------
+
+RESOLUTIONS = [
+    ("job succeeded and validated", TJ_SUCCEEDED, "ModelResolved", MODEL.version),
+    ("job still running", {"phase": "Running"}, "ModelNotReady", None),
+    ("job failed its gate", TJ_GATE_FAILED, "GateNotMet", None),
+    ("job failed otherwise", {"phase": "Failed", "lastFailure": {"reason": "OOMKilled"}},
+     "ModelNotReady", None),
+    ("succeeded without a validation verdict", {**TJ_SUCCEEDED, "validation": None},
+     "ModelNotReady", None),
+    ("job not found", None, "ModelNotReady", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "tj_status", "reason", "version"), RESOLUTIONS, ids=[r[0] for r in RESOLUTIONS]
+)
+def test_training_job_ref_resolves_only_validated_models(
+    case: str, tj_status: dict[str, Any] | None, reason: str, version: str | None
+) -> None:
+    tj = None if tj_status is None else training_job(
+        status={k: v for k, v in tj_status.items() if v is not None}
+    )
+    resolution = serving.resolve_model(spec(model_deployment()), tj)
+    assert resolution.reason == reason, case
+    assert (resolution.model.version if resolution.model else None) == version
+
+
+def test_storage_uri_resolves_directly_with_its_pin() -> None:
+    body = model_deployment({"model": {"storageUri": "pvc://models/iris/v7", "sha256": SHA}})
+    resolution = serving.resolve_model(spec(body), None)
+    assert resolution.model == ModelStatus(uri="pvc://models/iris/v7", version="v7", sha256=SHA)
+
+
+def test_previous_model_keeps_serving_while_the_next_is_not_ready() -> None:
+    waiting = serving.Resolution(None, "ModelNotReady", "retraining")
+    assert serving.model_to_serve(waiting, MODEL) == MODEL
+    assert serving.model_to_serve(waiting, None) is None
+    newer = MODEL.model_copy(update={"version": "v2-01234567"})
+    assert serving.model_to_serve(serving.Resolution(newer, "ModelResolved", ""), MODEL) == newer
+
+
+# --- builders ------------------------------------------------------------------------------------
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return dict(deployment["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_deployment_serves_the_model_read_only() -> None:
+    manifest = serving.build_deployment(model_deployment(), MODEL, SETTINGS)
+    c = container(manifest)
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert c["command"] == ["modelyard-serve"]
+    assert c["image"] == "runtime:1"
+    assert env[contract.ENV_MODEL_DIR] == "/mnt/models/iris/v1-01234567"
+    assert env[contract.ENV_MODEL_NAME] == "iris"
+    assert env[contract.ENV_EXPECTED_SHA256] == SHA
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    volumes = {v["name"]: v for v in manifest["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["models"]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert {"name": "models", "mountPath": "/mnt/models", "readOnly": True} in c["volumeMounts"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    pod_security = manifest["spec"]["template"]["spec"]["securityContext"]
+    assert pod_security["runAsNonRoot"] is True
+    assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert manifest["spec"]["replicas"] == 1
+    assert manifest["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+    selector = manifest["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= manifest["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_a_new_model_changes_the_pod_template() -> None:
+    first = serving.build_deployment(model_deployment(), MODEL, SETTINGS)
+    newer = MODEL.model_copy(update={"sha256": "b" * 64, "version": "v2"})
+    second = serving.build_deployment(model_deployment(), newer, SETTINGS)
+    annotations = second["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[naming.ANNOTATION_MODEL_SHA] == "b" * 64
+    assert first["spec"]["template"] != second["spec"]["template"]
+
+
+def test_unpinned_storage_uri_sets_no_expected_sha() -> None:
+    model = ModelStatus(uri="pvc://models/x/v3", version="v3")
+    manifest = serving.build_deployment(model_deployment(), model, SETTINGS)
+    names = [e["name"] for e in container(manifest)["env"]]
+    assert contract.ENV_EXPECTED_SHA256 not in names
+
+
+@pytest.mark.parametrize(
+    ("md_spec", "replicas", "hpa"),
+    [
+        ({"replicas": 3}, 3, None),
+        ({}, 1, None),
+        ({"replicas": 0}, 0, None),
+        ({"autoscaling": {"minReplicas": 2, "maxReplicas": 5,
+                          "targetCPUUtilizationPercentage": 60}}, None, (2, 5, 60)),
+        ({"autoscaling": {"maxReplicas": 4}}, None, (1, 4, 80)),
+    ],
+)
+def test_replicas_or_hpa(
+    md_spec: dict[str, Any], replicas: int | None, hpa: tuple[int, int, int] | None
+) -> None:
+    body = model_deployment({"model": {"trainingJobRef": {"name": "iris"}}, **md_spec})
+    deployment = serving.build_deployment(body, MODEL, SETTINGS)
+    assert deployment["spec"].get("replicas") == replicas
+    built = serving.build_hpa(body)
+    if hpa is None:
+        assert built is None
+        return
+    assert built is not None
+    assert "replicas" not in deployment["spec"], "SSA must not fight the HPA"
+    assert built["apiVersion"] == "autoscaling/v2"
+    assert built["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "iris",
+    }
+    assert (built["spec"]["minReplicas"], built["spec"]["maxReplicas"]) == hpa[:2]
+    target = built["spec"]["metrics"][0]["resource"]["target"]
+    assert target == {"type": "Utilization", "averageUtilization": hpa[2]}
+
+
+def test_image_override_and_resources() -> None:
+    resources = {"requests": {"cpu": "100m"}, "limits": {"memory": "512Mi"}}
+    body = model_deployment({"model": {"trainingJobRef": {"name": "iris"}}, "image": "mine:2",
+                             "resources": resources})
+    c = container(serving.build_deployment(body, MODEL, SETTINGS))
+    assert c["image"] == "mine:2"
+    assert c["resources"] == resources
+
+
+def test_service_maps_80_to_the_http_port() -> None:
+    service = serving.build_service(model_deployment())
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == naming.server_selector("iris")
+    assert naming.service_url("iris", "ml") == "http://iris.ml.svc.cluster.local/v2/models/iris"
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def deployment(
+    *, generation: int = 2, observed: int = 2, replicas: int = 1, updated: int = 1,
+    available: int = 1, ready: int = 1, sha: str = SHA, spec_replicas: int = 1,
+    stalled: bool = False,
+) -> dict[str, Any]:
+    built = serving.build_deployment(
+        model_deployment(), MODEL.model_copy(update={"sha256": sha}), SETTINGS
+    )
+    built["metadata"]["generation"] = generation
+    built["spec"]["replicas"] = spec_replicas
+    built["status"] = {
+        "observedGeneration": observed, "replicas": replicas, "updatedReplicas": updated,
+        "availableReplicas": available, "readyReplicas": ready,
+    }
+    if stalled:
+        built["status"]["conditions"] = [{
+            "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": "ReplicaSet has timed out progressing",
+        }]
+    return built
+
+
+RESOLVED = serving.Resolution(MODEL, "ModelResolved", "")
+
+# (case, deployment, pods, phase, Ready, Degraded, lastFailure reason)
+STATUSES = [
+    ("rolled out", deployment(), [pod(container="server")], "Ready", "True", "False", None),
+    ("deployment not observed yet", deployment(observed=1), [], "Progressing", "False", "False",
+     None),
+    ("old model still in the template", deployment(sha="b" * 64), [], "Progressing", "False",
+     "False", None),
+    ("old pods still around", deployment(replicas=2, updated=1), [], "Progressing", "False",
+     "False", None),
+    ("not enough available", deployment(available=0, ready=0), [], "Progressing", "False",
+     "False", None),
+    ("crash looping", deployment(available=0, ready=0),
+     [pod(container="server", waiting=("CrashLoopBackOff", "back-off"), restarts=4,
+          last_terminated={"exitCode": 3, "reason": "Error", "message": "sha mismatch"})],
+     "Degraded", "False", "True", "CrashLoopBackOff"),
+    ("OOM crash looping", deployment(available=0, ready=0),
+     [pod(container="server", waiting=("CrashLoopBackOff", "back-off"), restarts=2,
+          last_terminated={"exitCode": 137, "reason": "OOMKilled"})],
+     "Degraded", "False", "True", "OOMKilled"),
+    ("image pull", deployment(available=0, ready=0),
+     [pod(container="server", phase="Pending", waiting=("ImagePullBackOff", "no such image"))],
+     "Degraded", "False", "True", "ImagePullBackOff"),
+    ("unschedulable", deployment(available=0, ready=0),
+     [pod(container="server", phase="Pending", unschedulable="0/1 nodes available")],
+     "Degraded", "False", "True", "Unschedulable"),
+    ("progress deadline", deployment(available=0, ready=0, stalled=True), [], "Degraded",
+     "False", "True", "ProgressDeadlineExceeded"),
+    ("no deployment yet", None, [], "Progressing", "False", "False", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "the_deployment", "pods", "phase", "ready", "degraded", "failure"),
+    STATUSES,
+    ids=[s[0] for s in STATUSES],
+)
+def test_serving_status(
+    case: str, the_deployment: dict[str, Any] | None, pods: list[dict[str, Any]], phase: str,
+    ready: str, degraded: str, failure: str | None,
+) -> None:
+    status = serving.serving_status(model_deployment(), RESOLVED, MODEL, the_deployment, pods,
+                                    at=AT)
+    conds = {c.type: c.status for c in status.conditions}
+    assert status.phase == phase, case
+    assert conds["Ready"] == ready
+    assert conds["Degraded"] == degraded
+    assert conds["Progressing"] == ("False" if ready == "True" else "True")
+    assert (status.last_failure.reason if status.last_failure else None) == failure
+    assert status.url == "http://iris.ml.svc.cluster.local/v2/models/iris"
+    assert status.model == MODEL
+
+
+def test_hpa_decides_the_desired_count() -> None:
+    body = model_deployment({"model": {"trainingJobRef": {"name": "iris"}},
+                             "autoscaling": {"minReplicas": 1, "maxReplicas": 5}})
+    scaled = deployment(spec_replicas=3, replicas=3, updated=3, available=2, ready=2)
+    status = serving.serving_status(body, RESOLVED, MODEL, scaled, [], at=AT)
+    assert (status.phase, status.replicas, status.ready_replicas) == ("Progressing", 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("reason", "degraded"), [("ModelNotReady", "False"), ("GateNotMet", "True")]
+)
+def test_no_model_means_not_ready_and_no_url(reason: str, degraded: str) -> None:
+    resolution = serving.Resolution(None, reason, "TrainingJob iris ...")
+    status = serving.serving_status(model_deployment(), resolution, None, None, [], at=AT)
+    conds = {c.type: (c.status, c.reason) for c in status.conditions}
+    assert status.phase == "Pending"
+    assert conds["Ready"] == ("False", reason)
+    assert conds["Degraded"][0] == degraded
+    assert status.url is None and status.model is None
+
+
+def test_gate_not_met_while_serving_the_previous_model_is_degraded_but_ready() -> None:
+    resolution = serving.Resolution(None, "GateNotMet", "TrainingJob iris failed its gate")
+    status = serving.serving_status(model_deployment(), resolution, MODEL, deployment(), [],
+                                    at=AT)
+    conds = {c.type: c.status for c in status.conditions}
+    assert status.phase == "Ready"
+    assert conds == {"Ready": "True", "Progressing": "False", "Degraded": "True"}
+    assert status.last_failure is not None and status.last_failure.reason == "GateNotMet"
+
+
+def test_status_is_stable_when_nothing_changes() -> None:
+    first = serving.serving_status(model_deployment(), RESOLVED, MODEL, deployment(), [], at=AT)
+    body = model_deployment(status=first.model_dump(by_alias=True, exclude_none=True,
+                                                    mode="json"))
+    again = serving.serving_status(body, RESOLVED, MODEL, deployment(), [],
+                                   at="2030-01-01T00:00:00Z")
+    assert again == first
