@@ -1,0 +1,1 @@
+"""``modelyard-train``: fit an allow-listed scikit-learn pipeline, gate it, store it, report."""

@@ -1,0 +1,125 @@
+"""Write ``<output-dir>/<version>/{model.skops,metadata.json}`` atomically.
+
+Both files are written into a temporary sibling directory and renamed into place, so a reader
+(the server, the operator) never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io
+
+from modelyard_runtime.contract import (
+    METADATA_FILE,
+    MODEL_FILE,
+    FeatureInfo,
+    FeatureStats,
+    ModelMetadata,
+)
+
+REFERENCE_SAMPLE_ROWS = 100
+MAX_CATEGORY_FREQUENCIES = 50  # bounds metadata.json for high-cardinality columns
+
+
+def generated_version(now: datetime | None = None) -> str:
+    """A sortable UTC timestamp version, valid in URIs and Kubernetes label values."""
+    now = now or datetime.now(UTC)
+    return now.strftime("v%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}"
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def json_safe(value: Any) -> Any:
+    """NumPy scalars to Python, NaN/inf to None (JSON has neither)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def reference_stats(features: pd.DataFrame, described: Sequence[FeatureInfo]) -> list[FeatureStats]:
+    stats = []
+    for info in described:
+        column = features[info.name]
+        missing = int(column.isna().sum())
+        present = column.dropna()
+        if info.kind == "numeric":
+            values = present.to_numpy(dtype=np.float64)
+            has = values.size > 0
+            stats.append(FeatureStats(
+                name=info.name, count=int(values.size), missing=missing,
+                mean=float(values.mean()) if has else None,
+                std=float(values.std()) if has else None,
+                quantiles=[float(q) for q in np.quantile(values, np.linspace(0, 1, 11))]
+                if has else None,
+            ))
+        else:
+            shares = present.astype(str).value_counts(normalize=True)
+            stats.append(FeatureStats(
+                name=info.name, count=int(present.size), missing=missing,
+                frequencies={str(k): round(float(v), 6)
+                             for k, v in shares.head(MAX_CATEGORY_FREQUENCIES).items()},
+            ))
+    return stats
+
+
+def reference_sample(x: np.ndarray, seed: int) -> list[list[Any]]:
+    """Up to 100 training rows in feature order: the server's warm-up input, drift baseline."""
+    rows = x.shape[0]
+    index = np.sort(np.random.default_rng(seed).choice(rows, size=min(rows, REFERENCE_SAMPLE_ROWS),
+                                                       replace=False))
+    return [[json_safe(v) for v in x[i]] for i in index]
+
+
+def write_artifact(
+    output_dir: str, version: str, model: Any, build_metadata: Any,
+) -> tuple[str, ModelMetadata]:
+    """Dump ``model`` with skops, then ``build_metadata(sha256) -> ModelMetadata``; move the
+    directory into place as ``<output_dir>/<version>``. Returns (final dir, metadata)."""
+    os.makedirs(output_dir, exist_ok=True)
+    final = os.path.join(output_dir, version)
+    staging = tempfile.mkdtemp(prefix=f".{version}.", dir=output_dir)
+    try:
+        model_path = os.path.join(staging, MODEL_FILE)
+        skops.io.dump(model, model_path)
+        metadata: ModelMetadata = build_metadata(sha256_of(model_path))
+        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as stream:
+            stream.write(metadata.model_dump_json(by_alias=True, indent=2))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(staging, 0o755)  # mkdtemp makes 0700; the server may run as another user
+        for name in (MODEL_FILE, METADATA_FILE):
+            os.chmod(os.path.join(staging, name), 0o644)
+        if os.path.exists(final):
+            # A retried Job writes the same version again: the new run replaces the old one.
+            retired = tempfile.mkdtemp(prefix=f".{version}.old.", dir=output_dir)
+            os.rename(final, os.path.join(retired, "v"))
+            os.rename(staging, final)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final, metadata
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
