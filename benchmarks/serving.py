@@ -241,6 +241,11 @@ def wrk(url: str, body_path: Path, connections: int, seconds: float) -> dict[str
     raise Skip(f"wrk gave no summary (exit {done.returncode}): {done.stdout}{done.stderr}")
 
 
+def wrk_version() -> str:
+    done = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
+
+
 def measure(
     server: Server, payloads: list[prep.Payload], args: argparse.Namespace
 ) -> dict[str, dict[str, object]]:
@@ -352,7 +357,8 @@ def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
             port,
             env=env,
             notes=[
-                "workers 1, enable_grpc False, enable_latency_logging False; "
+                "workers 1, enable_grpc False, enable_latency_logging False, access and "
+                "kserve.trace logs at WARNING; "
                 "kserve binds 0.0.0.0 (hard-coded), load goes to 127.0.0.1"
             ],
             versions=venvs.versions(
@@ -588,6 +594,12 @@ def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetim
             "server_core": SERVER_CORE,
             "load_core": LOAD_CORE,
             "server_env": SINGLE_THREADED_ENV,
+            "wrk_command": (
+                f"taskset -c {LOAD_CORE} wrk -t1 -c{args.connections} "
+                f"-d{max(1, round(args.duration))}s --latency --timeout 10s "
+                f"-s benchmarks/post.lua URL -- BODY.json"
+            ),
+            "wrk_version": wrk_version(),
         },
         "machine": {
             "cpus": os.cpu_count(),

@@ -7,12 +7,16 @@ Runs inside benchmarks/.venvs/kserve:
     BENCH_MODEL_PATH=... BENCH_MODEL_NAME=... BENCH_PORT=... BENCH_GRPC_PORT=... \
         python benchmarks/servers/kserve_sklearn.py
 
-One worker, gRPC off, per-request latency logging off (its default is on), so the comparison is
-of the REST path alone. kserve parses sys.argv itself, hence the arguments travel as environment.
+One worker, gRPC off, per-request latency logging off (``enable_latency_logging``, on by
+default), and the two per-request log lines KServe writes regardless (the uvicorn access log
+and the ``kserve.trace`` timing middleware) turned down to WARNING, so no server in the
+benchmark pays for a log line per request. kserve parses sys.argv itself, hence the arguments
+travel as environment.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -51,6 +55,8 @@ def main() -> None:
         enable_grpc=False,
         enable_latency_logging=False,
     )
+    for noisy in ("uvicorn.access", "kserve.trace"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     server.start([model])
 
 
