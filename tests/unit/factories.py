@@ -148,12 +148,16 @@ def result(
         reason=reason,  # type: ignore[arg-type]
         message=message,
         task="classification",
-        model=ModelRef(uri="pvc://modelyard-models/iris/v1-01234567", version="v1-01234567",
-                       sha256=SHA) if with_model else None,
+        model=ModelRef(
+            uri="pvc://modelyard-models/iris/v1-01234567", version="v1-01234567", sha256=SHA
+        )
+        if with_model
+        else None,
         metrics={"accuracy": accuracy, "f1": 0.96} if with_model else {},
         best_params={"C": 1.0} if with_model else None,
         dataset=DatasetInfo(source="builtin:iris", digest="d" * 64, rows=150, columns=4)
-        if with_model else None,
+        if with_model
+        else None,
         validation=ValidationResult(passed=passed, results=[gate]) if with_model else None,
     ).to_termination_message()
 

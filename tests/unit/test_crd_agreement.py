@@ -18,15 +18,14 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from modelyard_runtime import contract
-from pydantic import BaseModel, ValidationError
-
 from modelyard.api import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     TrainingJobSpec,
     TrainingJobStatus,
 )
+from modelyard_runtime import contract
+from pydantic import BaseModel, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = {
@@ -105,22 +104,35 @@ def compare(
                 f"model {model_node.get('required', [])}"
             )
         for name in crd_props & model_props:
-            compare(crd_node["properties"][name], model_node["properties"][name], defs,
-                    f"{path}.{name}", problems, check_required=check_required)
+            compare(
+                crd_node["properties"][name],
+                model_node["properties"][name],
+                defs,
+                f"{path}.{name}",
+                problems,
+                check_required=check_required,
+            )
     if isinstance(crd_node.get("additionalProperties"), dict):
         inner = model_node.get("additionalProperties")
         if not isinstance(inner, dict):
             problems.append(f"{path}: CRD has a map, the model does not")
         else:
-            compare(crd_node["additionalProperties"], inner, defs, f"{path}.*", problems,
-                    check_required=check_required)
+            compare(
+                crd_node["additionalProperties"],
+                inner,
+                defs,
+                f"{path}.*",
+                problems,
+                check_required=check_required,
+            )
     if "items" in crd_node:
         inner = model_node.get("items")
         if not isinstance(inner, dict):
             problems.append(f"{path}: CRD has a list, the model does not")
         else:
-            compare(crd_node["items"], inner, defs, f"{path}[]", problems,
-                    check_required=check_required)
+            compare(
+                crd_node["items"], inner, defs, f"{path}[]", problems, check_required=check_required
+            )
 
 
 @pytest.mark.parametrize("kind", sorted(CRDS))
@@ -130,8 +142,14 @@ def test_crd_schema_and_model_have_the_same_fields(kind: str, part: str) -> None
     model: type[BaseModel] = spec_model if part == "spec" else status_model
     model_schema = model.model_json_schema(by_alias=True)
     problems: list[str] = []
-    compare(root_schema(kind)["properties"][part], model_schema, model_schema.get("$defs", {}),
-            f"{kind}.{part}", problems, check_required=part == "spec")
+    compare(
+        root_schema(kind)["properties"][part],
+        model_schema,
+        model_schema.get("$defs", {}),
+        f"{kind}.{part}",
+        problems,
+        check_required=part == "spec",
+    )
     assert problems == []
 
 
@@ -171,9 +189,11 @@ def test_crds_are_structural_and_well_formed() -> None:
         columns = [c["name"] for c in version["additionalPrinterColumns"]]
         assert columns[-1] == "Age"
         for path, node in walk(version["schema"]["openAPIV3Schema"]):
-            is_schema = path == "" or any(
-                path.endswith(suffix) for suffix in (".additionalProperties", ".items")
-            ) or ".properties." in path and path.rsplit(".", 2)[-2] == "properties"
+            is_schema = (
+                path == ""
+                or any(path.endswith(suffix) for suffix in (".additionalProperties", ".items"))
+                or (".properties." in path and path.rsplit(".", 2)[-2] == "properties")
+            )
             if is_schema and not opaque(node):
                 assert "type" in node, f"{kind}{path}: structural schemas need a type"
     assert crd("TrainingJob")["spec"]["names"]["shortNames"] == ["tj"]
@@ -238,73 +258,152 @@ GRID = {"parameters": {"C": {"values": [0.1, 1.0]}}}
 
 # (CEL rule message, kind, spec the CEL rule rejects, a neighbour it accepts)
 CEL_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
-    ("set exactly one of builtin or uri", "TrainingJob",
-     with_(TJ, dataset={"builtin": "iris", "uri": "pvc://d/x.csv", "target": "y"}), TJ),
+    (
+        "set exactly one of builtin or uri",
+        "TrainingJob",
+        with_(TJ, dataset={"builtin": "iris", "uri": "pvc://d/x.csv", "target": "y"}),
+        TJ,
+    ),
     ("set exactly one of builtin or uri", "TrainingJob", with_(TJ, dataset={}), TJ),
-    ("a file dataset needs a target column", "TrainingJob",
-     with_(TJ, dataset={"uri": "pvc://d/x.csv"}),
-     with_(TJ, dataset={"uri": "pvc://d/x.csv", "target": "y"})),
-    ("cvFolds must be 0 (off) or at least 2", "TrainingJob",
-     with_(TJ, validation={"cvFolds": 1}), with_(TJ, validation={"cvFolds": 0})),
-    ("a gate sets min, max or both", "TrainingJob",
-     with_(TJ, validation={"gate": [{"metric": "accuracy"}]}),
-     with_(TJ, validation={"gate": [{"metric": "accuracy", "max": 1}]})),
-    ("metrics (validation.metrics, validation.gate, search.metric) must fit the estimator's "
-     "task: accuracy/f1/precision/recall/roc_auc for classifiers, r2/rmse/mae for regressors",
-     "TrainingJob",
-     with_(TJ, validation={"gate": [{"metric": "r2", "min": 0.5}]}),
-     with_(TJ, model={"estimator": "Ridge"}, dataset={"builtin": "diabetes"},
-           validation={"gate": [{"metric": "r2", "min": 0.5}]})),
-    ("metrics (validation.metrics, validation.gate, search.metric) must fit the estimator's "
-     "task: accuracy/f1/precision/recall/roc_auc for classifiers, r2/rmse/mae for regressors",
-     "TrainingJob",
-     with_(TJ, model={"estimator": "Ridge"}, validation={"metrics": ["accuracy"]}),
-     with_(TJ, model={"estimator": "Ridge"}, validation={"metrics": ["rmse"]})),
-    ("metrics (validation.metrics, validation.gate, search.metric) must fit the estimator's "
-     "task: accuracy/f1/precision/recall/roc_auc for classifiers, r2/rmse/mae for regressors",
-     "TrainingJob",
-     with_(TJ, search={**GRID, "metric": "mae"}), with_(TJ, search={**GRID, "metric": "f1"})),
-    ("grid search needs values lists, not ranges", "TrainingJob",
-     with_(TJ, search={"parameters": {"C": {"min": 0.1, "max": 10}}}),
-     with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 0.1, "max": 10}}})),
-    ("a parameter space sets either values or min and max", "TrainingJob",
-     with_(TJ, search={"strategy": "random",
-                       "parameters": {"C": {"values": [1], "min": 0.1, "max": 10}}}),
-     with_(TJ, search={"strategy": "random", "parameters": {"C": {"values": [1]}}})),
-    ("a parameter space sets either values or min and max", "TrainingJob",
-     with_(TJ, search={"strategy": "random", "parameters": {"C": {"scale": "log"}}}),
-     with_(TJ, search={"strategy": "random",
-                       "parameters": {"C": {"scale": "log", "min": 0.1, "max": 1}}})),
-    ("a parameter range needs min <= max", "TrainingJob",
-     with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 10, "max": 1}}}),
-     with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 1, "max": 1}}})),
-    ("a parameter range needs min <= max", "TrainingJob",
-     with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 1}}}),
-     with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 1, "max": 2}}})),
-    ("a log-scale range needs min > 0", "TrainingJob",
-     with_(TJ, search={"strategy": "random",
-                       "parameters": {"C": {"min": 0, "max": 1, "scale": "log"}}}),
-     with_(TJ, search={"strategy": "random",
-                       "parameters": {"C": {"min": 0.001, "max": 1, "scale": "log"}}})),
-    ("set exactly one of trainingJobRef or storageUri", "ModelDeployment",
-     with_(MD, model={"trainingJobRef": {"name": "a"}, "storageUri": "pvc://m/a/v1"}), MD),
-    ("set exactly one of trainingJobRef or storageUri", "ModelDeployment",
-     with_(MD, model={}), MD),
-    ("sha256 pins a storageUri; a trainingJobRef brings its own", "ModelDeployment",
-     with_(MD, model={"trainingJobRef": {"name": "a"}, "sha256": "a" * 64}),
-     with_(MD, model={"storageUri": "pvc://m/a/v1", "sha256": "a" * 64})),
-    ("set replicas or autoscaling, not both (the HPA owns replicas)", "ModelDeployment",
-     with_(MD, replicas=2, autoscaling={"maxReplicas": 3}),
-     with_(MD, autoscaling={"maxReplicas": 3})),
-    ("minReplicas must not exceed maxReplicas", "ModelDeployment",
-     with_(MD, autoscaling={"minReplicas": 4, "maxReplicas": 3}),
-     with_(MD, autoscaling={"minReplicas": 3, "maxReplicas": 3})),
+    (
+        "a file dataset needs a target column",
+        "TrainingJob",
+        with_(TJ, dataset={"uri": "pvc://d/x.csv"}),
+        with_(TJ, dataset={"uri": "pvc://d/x.csv", "target": "y"}),
+    ),
+    (
+        "cvFolds must be 0 (off) or at least 2",
+        "TrainingJob",
+        with_(TJ, validation={"cvFolds": 1}),
+        with_(TJ, validation={"cvFolds": 0}),
+    ),
+    (
+        "a gate sets min, max or both",
+        "TrainingJob",
+        with_(TJ, validation={"gate": [{"metric": "accuracy"}]}),
+        with_(TJ, validation={"gate": [{"metric": "accuracy", "max": 1}]}),
+    ),
+    (
+        "metrics (validation.metrics, validation.gate, search.metric) must fit the estimator's "
+        "task: accuracy/f1/precision/recall/roc_auc for classifiers, r2/rmse/mae for regressors",
+        "TrainingJob",
+        with_(TJ, validation={"gate": [{"metric": "r2", "min": 0.5}]}),
+        with_(
+            TJ,
+            model={"estimator": "Ridge"},
+            dataset={"builtin": "diabetes"},
+            validation={"gate": [{"metric": "r2", "min": 0.5}]},
+        ),
+    ),
+    (
+        "metrics (validation.metrics, validation.gate, search.metric) must fit the estimator's "
+        "task: accuracy/f1/precision/recall/roc_auc for classifiers, r2/rmse/mae for regressors",
+        "TrainingJob",
+        with_(TJ, model={"estimator": "Ridge"}, validation={"metrics": ["accuracy"]}),
+        with_(TJ, model={"estimator": "Ridge"}, validation={"metrics": ["rmse"]}),
+    ),
+    (
+        "metrics (validation.metrics, validation.gate, search.metric) must fit the estimator's "
+        "task: accuracy/f1/precision/recall/roc_auc for classifiers, r2/rmse/mae for regressors",
+        "TrainingJob",
+        with_(TJ, search={**GRID, "metric": "mae"}),
+        with_(TJ, search={**GRID, "metric": "f1"}),
+    ),
+    (
+        "grid search needs values lists, not ranges",
+        "TrainingJob",
+        with_(TJ, search={"parameters": {"C": {"min": 0.1, "max": 10}}}),
+        with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 0.1, "max": 10}}}),
+    ),
+    (
+        "a parameter space sets either values or min and max",
+        "TrainingJob",
+        with_(
+            TJ,
+            search={
+                "strategy": "random",
+                "parameters": {"C": {"values": [1], "min": 0.1, "max": 10}},
+            },
+        ),
+        with_(TJ, search={"strategy": "random", "parameters": {"C": {"values": [1]}}}),
+    ),
+    (
+        "a parameter space sets either values or min and max",
+        "TrainingJob",
+        with_(TJ, search={"strategy": "random", "parameters": {"C": {"scale": "log"}}}),
+        with_(
+            TJ,
+            search={
+                "strategy": "random",
+                "parameters": {"C": {"scale": "log", "min": 0.1, "max": 1}},
+            },
+        ),
+    ),
+    (
+        "a parameter range needs min <= max",
+        "TrainingJob",
+        with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 10, "max": 1}}}),
+        with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 1, "max": 1}}}),
+    ),
+    (
+        "a parameter range needs min <= max",
+        "TrainingJob",
+        with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 1}}}),
+        with_(TJ, search={"strategy": "random", "parameters": {"C": {"min": 1, "max": 2}}}),
+    ),
+    (
+        "a log-scale range needs min > 0",
+        "TrainingJob",
+        with_(
+            TJ,
+            search={
+                "strategy": "random",
+                "parameters": {"C": {"min": 0, "max": 1, "scale": "log"}},
+            },
+        ),
+        with_(
+            TJ,
+            search={
+                "strategy": "random",
+                "parameters": {"C": {"min": 0.001, "max": 1, "scale": "log"}},
+            },
+        ),
+    ),
+    (
+        "set exactly one of trainingJobRef or storageUri",
+        "ModelDeployment",
+        with_(MD, model={"trainingJobRef": {"name": "a"}, "storageUri": "pvc://m/a/v1"}),
+        MD,
+    ),
+    ("set exactly one of trainingJobRef or storageUri", "ModelDeployment", with_(MD, model={}), MD),
+    (
+        "sha256 pins a storageUri; a trainingJobRef brings its own",
+        "ModelDeployment",
+        with_(MD, model={"trainingJobRef": {"name": "a"}, "sha256": "a" * 64}),
+        with_(MD, model={"storageUri": "pvc://m/a/v1", "sha256": "a" * 64}),
+    ),
+    (
+        "set replicas or autoscaling, not both (the HPA owns replicas)",
+        "ModelDeployment",
+        with_(MD, replicas=2, autoscaling={"maxReplicas": 3}),
+        with_(MD, autoscaling={"maxReplicas": 3}),
+    ),
+    (
+        "minReplicas must not exceed maxReplicas",
+        "ModelDeployment",
+        with_(MD, autoscaling={"minReplicas": 4, "maxReplicas": 3}),
+        with_(MD, autoscaling={"minReplicas": 3, "maxReplicas": 3}),
+    ),
 ]
 
 
 def as_object(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "modelyard.io/v1alpha1", "kind": kind, "metadata": {"name": "x"},
-            "spec": spec}
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x"},
+        "spec": spec,
+    }
 
 
 @pytest.mark.parametrize(
@@ -351,8 +450,10 @@ SCHEMA_CASES = [
     ("ModelDeployment", with_(MD, replicas=-1)),
     ("ModelDeployment", with_(MD, model={"storageUri": "pvc://m/a", "sha256": "XYZ"})),
     ("ModelDeployment", with_(MD, autoscaling={"minReplicas": 1})),
-    ("ModelDeployment", with_(MD, autoscaling={"maxReplicas": 2,
-                                               "targetCPUUtilizationPercentage": 0})),
+    (
+        "ModelDeployment",
+        with_(MD, autoscaling={"maxReplicas": 2, "targetCPUUtilizationPercentage": 0}),
+    ),
 ]
 
 

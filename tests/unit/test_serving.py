@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 from factories import SHA, model_deployment, pod, training_job
-from modelyard_runtime import contract
-
 from modelyard import naming, serving
 from modelyard.api import ModelDeploymentSpec, ModelStatus
 from modelyard.settings import OperatorSettings
+from modelyard_runtime import contract
 
 SETTINGS = OperatorSettings(runtime_image="runtime:1")
 AT = "2024-01-02T03:04:05Z"
@@ -38,10 +37,18 @@ RESOLUTIONS = [
     ("job succeeded and validated", TJ_SUCCEEDED, "ModelResolved", MODEL.version),
     ("job still running", {"phase": "Running"}, "ModelNotReady", None),
     ("job failed its gate", TJ_GATE_FAILED, "GateNotMet", None),
-    ("job failed otherwise", {"phase": "Failed", "lastFailure": {"reason": "OOMKilled"}},
-     "ModelNotReady", None),
-    ("succeeded without a validation verdict", {**TJ_SUCCEEDED, "validation": None},
-     "ModelNotReady", None),
+    (
+        "job failed otherwise",
+        {"phase": "Failed", "lastFailure": {"reason": "OOMKilled"}},
+        "ModelNotReady",
+        None,
+    ),
+    (
+        "succeeded without a validation verdict",
+        {**TJ_SUCCEEDED, "validation": None},
+        "ModelNotReady",
+        None,
+    ),
     ("job not found", None, "ModelNotReady", None),
 ]
 
@@ -52,8 +59,10 @@ RESOLUTIONS = [
 def test_training_job_ref_resolves_only_validated_models(
     case: str, tj_status: dict[str, Any] | None, reason: str, version: str | None
 ) -> None:
-    tj = None if tj_status is None else training_job(
-        status={k: v for k, v in tj_status.items() if v is not None}
+    tj = (
+        None
+        if tj_status is None
+        else training_job(status={k: v for k, v in tj_status.items() if v is not None})
     )
     resolution = serving.resolve_model(spec(model_deployment()), tj)
     assert resolution.reason == reason, case
@@ -129,8 +138,17 @@ def test_unpinned_storage_uri_sets_no_expected_sha() -> None:
         ({"replicas": 3}, 3, None),
         ({}, 1, None),
         ({"replicas": 0}, 0, None),
-        ({"autoscaling": {"minReplicas": 2, "maxReplicas": 5,
-                          "targetCPUUtilizationPercentage": 60}}, None, (2, 5, 60)),
+        (
+            {
+                "autoscaling": {
+                    "minReplicas": 2,
+                    "maxReplicas": 5,
+                    "targetCPUUtilizationPercentage": 60,
+                }
+            },
+            None,
+            (2, 5, 60),
+        ),
         ({"autoscaling": {"maxReplicas": 4}}, None, (1, 4, 80)),
     ],
 )
@@ -148,7 +166,9 @@ def test_replicas_or_hpa(
     assert "replicas" not in deployment["spec"], "SSA must not fight the HPA"
     assert built["apiVersion"] == "autoscaling/v2"
     assert built["spec"]["scaleTargetRef"] == {
-        "apiVersion": "apps/v1", "kind": "Deployment", "name": "iris",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "iris",
     }
     assert (built["spec"]["minReplicas"], built["spec"]["maxReplicas"]) == hpa[:2]
     target = built["spec"]["metrics"][0]["resource"]["target"]
@@ -157,8 +177,9 @@ def test_replicas_or_hpa(
 
 def test_image_override_and_resources() -> None:
     resources = {"requests": {"cpu": "100m"}, "limits": {"memory": "512Mi"}}
-    body = model_deployment({"model": {"trainingJobRef": {"name": "iris"}}, "image": "mine:2",
-                             "resources": resources})
+    body = model_deployment(
+        {"model": {"trainingJobRef": {"name": "iris"}}, "image": "mine:2", "resources": resources}
+    )
     c = container(serving.build_deployment(body, MODEL, SETTINGS))
     assert c["image"] == "mine:2"
     assert c["resources"] == resources
@@ -177,8 +198,15 @@ def test_service_maps_80_to_the_http_port() -> None:
 
 
 def deployment(
-    *, generation: int = 2, observed: int = 2, replicas: int = 1, updated: int = 1,
-    available: int = 1, ready: int = 1, sha: str = SHA, spec_replicas: int = 1,
+    *,
+    generation: int = 2,
+    observed: int = 2,
+    replicas: int = 1,
+    updated: int = 1,
+    available: int = 1,
+    ready: int = 1,
+    sha: str = SHA,
+    spec_replicas: int = 1,
     stalled: bool = False,
 ) -> dict[str, Any]:
     built = serving.build_deployment(
@@ -187,14 +215,21 @@ def deployment(
     built["metadata"]["generation"] = generation
     built["spec"]["replicas"] = spec_replicas
     built["status"] = {
-        "observedGeneration": observed, "replicas": replicas, "updatedReplicas": updated,
-        "availableReplicas": available, "readyReplicas": ready,
+        "observedGeneration": observed,
+        "replicas": replicas,
+        "updatedReplicas": updated,
+        "availableReplicas": available,
+        "readyReplicas": ready,
     }
     if stalled:
-        built["status"]["conditions"] = [{
-            "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-            "message": "ReplicaSet has timed out progressing",
-        }]
+        built["status"]["conditions"] = [
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet has timed out progressing",
+            }
+        ]
     return built
 
 
@@ -203,30 +238,101 @@ RESOLVED = serving.Resolution(MODEL, "ModelResolved", "")
 # (case, deployment, pods, phase, Ready, Degraded, lastFailure reason)
 STATUSES = [
     ("rolled out", deployment(), [pod(container="server")], "Ready", "True", "False", None),
-    ("deployment not observed yet", deployment(observed=1), [], "Progressing", "False", "False",
-     None),
-    ("old model still in the template", deployment(sha="b" * 64), [], "Progressing", "False",
-     "False", None),
-    ("old pods still around", deployment(replicas=2, updated=1), [], "Progressing", "False",
-     "False", None),
-    ("not enough available", deployment(available=0, ready=0), [], "Progressing", "False",
-     "False", None),
-    ("crash looping", deployment(available=0, ready=0),
-     [pod(container="server", waiting=("CrashLoopBackOff", "back-off"), restarts=4,
-          last_terminated={"exitCode": 3, "reason": "Error", "message": "sha mismatch"})],
-     "Degraded", "False", "True", "CrashLoopBackOff"),
-    ("OOM crash looping", deployment(available=0, ready=0),
-     [pod(container="server", waiting=("CrashLoopBackOff", "back-off"), restarts=2,
-          last_terminated={"exitCode": 137, "reason": "OOMKilled"})],
-     "Degraded", "False", "True", "OOMKilled"),
-    ("image pull", deployment(available=0, ready=0),
-     [pod(container="server", phase="Pending", waiting=("ImagePullBackOff", "no such image"))],
-     "Degraded", "False", "True", "ImagePullBackOff"),
-    ("unschedulable", deployment(available=0, ready=0),
-     [pod(container="server", phase="Pending", unschedulable="0/1 nodes available")],
-     "Degraded", "False", "True", "Unschedulable"),
-    ("progress deadline", deployment(available=0, ready=0, stalled=True), [], "Degraded",
-     "False", "True", "ProgressDeadlineExceeded"),
+    (
+        "deployment not observed yet",
+        deployment(observed=1),
+        [],
+        "Progressing",
+        "False",
+        "False",
+        None,
+    ),
+    (
+        "old model still in the template",
+        deployment(sha="b" * 64),
+        [],
+        "Progressing",
+        "False",
+        "False",
+        None,
+    ),
+    (
+        "old pods still around",
+        deployment(replicas=2, updated=1),
+        [],
+        "Progressing",
+        "False",
+        "False",
+        None,
+    ),
+    (
+        "not enough available",
+        deployment(available=0, ready=0),
+        [],
+        "Progressing",
+        "False",
+        "False",
+        None,
+    ),
+    (
+        "crash looping",
+        deployment(available=0, ready=0),
+        [
+            pod(
+                container="server",
+                waiting=("CrashLoopBackOff", "back-off"),
+                restarts=4,
+                last_terminated={"exitCode": 3, "reason": "Error", "message": "sha mismatch"},
+            )
+        ],
+        "Degraded",
+        "False",
+        "True",
+        "CrashLoopBackOff",
+    ),
+    (
+        "OOM crash looping",
+        deployment(available=0, ready=0),
+        [
+            pod(
+                container="server",
+                waiting=("CrashLoopBackOff", "back-off"),
+                restarts=2,
+                last_terminated={"exitCode": 137, "reason": "OOMKilled"},
+            )
+        ],
+        "Degraded",
+        "False",
+        "True",
+        "OOMKilled",
+    ),
+    (
+        "image pull",
+        deployment(available=0, ready=0),
+        [pod(container="server", phase="Pending", waiting=("ImagePullBackOff", "no such image"))],
+        "Degraded",
+        "False",
+        "True",
+        "ImagePullBackOff",
+    ),
+    (
+        "unschedulable",
+        deployment(available=0, ready=0),
+        [pod(container="server", phase="Pending", unschedulable="0/1 nodes available")],
+        "Degraded",
+        "False",
+        "True",
+        "Unschedulable",
+    ),
+    (
+        "progress deadline",
+        deployment(available=0, ready=0, stalled=True),
+        [],
+        "Degraded",
+        "False",
+        "True",
+        "ProgressDeadlineExceeded",
+    ),
     ("no deployment yet", None, [], "Progressing", "False", "False", None),
 ]
 
@@ -237,11 +343,17 @@ STATUSES = [
     ids=[s[0] for s in STATUSES],
 )
 def test_serving_status(
-    case: str, the_deployment: dict[str, Any] | None, pods: list[dict[str, Any]], phase: str,
-    ready: str, degraded: str, failure: str | None,
+    case: str,
+    the_deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    phase: str,
+    ready: str,
+    degraded: str,
+    failure: str | None,
 ) -> None:
-    status = serving.serving_status(model_deployment(), RESOLVED, MODEL, the_deployment, pods,
-                                    at=AT)
+    status = serving.serving_status(
+        model_deployment(), RESOLVED, MODEL, the_deployment, pods, at=AT
+    )
     conds = {c.type: c.status for c in status.conditions}
     assert status.phase == phase, case
     assert conds["Ready"] == ready
@@ -253,8 +365,12 @@ def test_serving_status(
 
 
 def test_hpa_decides_the_desired_count() -> None:
-    body = model_deployment({"model": {"trainingJobRef": {"name": "iris"}},
-                             "autoscaling": {"minReplicas": 1, "maxReplicas": 5}})
+    body = model_deployment(
+        {
+            "model": {"trainingJobRef": {"name": "iris"}},
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 5},
+        }
+    )
     scaled = deployment(spec_replicas=3, replicas=3, updated=3, available=2, ready=2)
     status = serving.serving_status(body, RESOLVED, MODEL, scaled, [], at=AT)
     assert (status.phase, status.replicas, status.ready_replicas) == ("Progressing", 3, 2)
@@ -275,8 +391,7 @@ def test_no_model_means_not_ready_and_no_url(reason: str, degraded: str) -> None
 
 def test_gate_not_met_while_serving_the_previous_model_is_degraded_but_ready() -> None:
     resolution = serving.Resolution(None, "GateNotMet", "TrainingJob iris failed its gate")
-    status = serving.serving_status(model_deployment(), resolution, MODEL, deployment(), [],
-                                    at=AT)
+    status = serving.serving_status(model_deployment(), resolution, MODEL, deployment(), [], at=AT)
     conds = {c.type: c.status for c in status.conditions}
     assert status.phase == "Ready"
     assert conds == {"Ready": "True", "Progressing": "False", "Degraded": "True"}
@@ -285,8 +400,8 @@ def test_gate_not_met_while_serving_the_previous_model_is_degraded_but_ready() -
 
 def test_status_is_stable_when_nothing_changes() -> None:
     first = serving.serving_status(model_deployment(), RESOLVED, MODEL, deployment(), [], at=AT)
-    body = model_deployment(status=first.model_dump(by_alias=True, exclude_none=True,
-                                                    mode="json"))
-    again = serving.serving_status(body, RESOLVED, MODEL, deployment(), [],
-                                   at="2030-01-01T00:00:00Z")
+    body = model_deployment(status=first.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    again = serving.serving_status(
+        body, RESOLVED, MODEL, deployment(), [], at="2030-01-01T00:00:00Z"
+    )
     assert again == first

@@ -14,11 +14,10 @@ from factories import (
     terminated,
     training_job,
 )
-from modelyard_runtime import contract
-from modelyard_runtime.spec import TrainingSpec
-
 from modelyard import naming, training
 from modelyard.settings import OperatorSettings
+from modelyard_runtime import contract
+from modelyard_runtime.spec import TrainingSpec
 
 SETTINGS = OperatorSettings(runtime_image="runtime:1", default_storage_uri="pvc://models")
 AT = "2024-01-02T03:04:05Z"
@@ -76,7 +75,8 @@ def test_pvc_dataset_is_mounted_read_only() -> None:
     mounts = {m["name"]: m for m in container_of(manifest)["volumeMounts"]}
     assert mounts["data"] == {"name": "data", "mountPath": "/mnt/data/data", "readOnly": True}
     # the trainer finds the file where the contract says
-    assert contract.local_path_of("pvc://data/x/train.csv", "/mnt/data") == "/mnt/data/data/x/train.csv"
+    found = contract.local_path_of("pvc://data/x/train.csv", "/mnt/data")
+    assert found == "/mnt/data/data/x/train.csv"
 
 
 def test_builtin_dataset_mounts_no_data() -> None:
@@ -124,10 +124,18 @@ def test_job_is_restricted_and_labelled_and_owned() -> None:
     [
         ({}, {"backoffLimit": 2, "suspend": False}),
         (
-            {"backoffLimit": 0, "activeDeadlineSeconds": 60, "ttlSecondsAfterFinished": 30,
-             "suspend": True},
-            {"backoffLimit": 0, "activeDeadlineSeconds": 60, "ttlSecondsAfterFinished": 30,
-             "suspend": True},
+            {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 60,
+                "ttlSecondsAfterFinished": 30,
+                "suspend": True,
+            },
+            {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 60,
+                "ttlSecondsAfterFinished": 30,
+                "suspend": True,
+            },
         ),
     ],
 )
@@ -222,47 +230,78 @@ FAILURES = [
     (
         "gate not met",
         job(failed=1, condition=("Failed", "PodFailurePolicy")),
-        [pod(phase="Failed", terminated=terminated(12, result("GateNotMet", passed=False,
-                                                              accuracy=0.5, message="gate")))],
-        "GateNotMet", "GateNotMet", 12,
+        [
+            pod(
+                phase="Failed",
+                terminated=terminated(
+                    12, result("GateNotMet", passed=False, accuracy=0.5, message="gate")
+                ),
+            )
+        ],
+        "GateNotMet",
+        "GateNotMet",
+        12,
     ),
     (
         "invalid data, not retried",
         job(failed=1, condition=("Failed", "PodFailurePolicy")),
-        [pod(phase="Failed",
-             terminated=terminated(11, result("InvalidData", message="column y missing")))],
-        "InvalidData", "InvalidData", 11,
+        [
+            pod(
+                phase="Failed",
+                terminated=terminated(11, result("InvalidData", message="column y missing")),
+            )
+        ],
+        "InvalidData",
+        "InvalidData",
+        11,
     ),
     (
         "invalid spec, not retried",
         job(failed=1, condition=("Failed", "PodFailurePolicy")),
         [pod(phase="Failed", terminated=terminated(10, result("InvalidSpec", message="bad C")))],
-        "InvalidSpec", "InvalidSpec", 10,
+        "InvalidSpec",
+        "InvalidSpec",
+        10,
     ),
     (
         "OOMKilled until the backoff limit",
         job(failed=3, condition=("Failed", "BackoffLimitExceeded")),
-        [pod(f"p{i}", phase="Failed", created=f"2024-01-01T00:0{i}:00Z",
-             terminated=terminated(137, reason="OOMKilled")) for i in range(3)],
-        "BackoffLimitExceeded", "OOMKilled", 137,
+        [
+            pod(
+                f"p{i}",
+                phase="Failed",
+                created=f"2024-01-01T00:0{i}:00Z",
+                terminated=terminated(137, reason="OOMKilled"),
+            )
+            for i in range(3)
+        ],
+        "BackoffLimitExceeded",
+        "OOMKilled",
+        137,
     ),
     (
         "a crash (exit 1) until the backoff limit",
         job(failed=3, condition=("Failed", "BackoffLimitExceeded")),
         [pod(phase="Failed", terminated=terminated(1, result("InternalError", message="boom")))],
-        "BackoffLimitExceeded", "InternalError", 1,
+        "BackoffLimitExceeded",
+        "InternalError",
+        1,
     ),
     (
         "a crash without a message",
         job(failed=3, condition=("Failed", "BackoffLimitExceeded")),
         [pod(phase="Failed", terminated=terminated(2))],
-        "BackoffLimitExceeded", "Error", 2,
+        "BackoffLimitExceeded",
+        "Error",
+        2,
     ),
     (
         "deadline exceeded",
         job(failed=1, condition=("Failed", "DeadlineExceeded")),
         [],
-        "DeadlineExceeded", "DeadlineExceeded", None,
+        "DeadlineExceeded",
+        "DeadlineExceeded",
+        None,
     ),
 ]
 
@@ -291,8 +330,12 @@ def test_failed_job_reports_why(
 
 
 def test_gate_not_met_still_reports_metrics_and_verdict() -> None:
-    pods = [pod(phase="Failed", terminated=terminated(12, result("GateNotMet", passed=False,
-                                                                  accuracy=0.5)))]
+    pods = [
+        pod(
+            phase="Failed",
+            terminated=terminated(12, result("GateNotMet", passed=False, accuracy=0.5)),
+        )
+    ]
     status = status_of(job(failed=1, condition=("Failed", "PodFailurePolicy")), pods)
     assert status.metrics["accuracy"] == 0.5
     assert status.validation.passed is False
@@ -304,19 +347,42 @@ def test_gate_not_met_still_reports_metrics_and_verdict() -> None:
 IN_FLIGHT = [
     ("no pod yet", job(), [], "Pending", None),
     ("running", job(active=1), [pod()], "Running", None),
-    ("image cannot be pulled", job(active=1),
-     [pod(phase="Pending", waiting=("ImagePullBackOff", "Back-off pulling image"))],
-     "Pending", "ImagePullBackOff"),
-    ("image pull error", job(active=1),
-     [pod(phase="Pending", waiting=("ErrImagePull", "not found"))], "Pending", "ErrImagePull"),
-    ("unschedulable", job(active=1),
-     [pod(phase="Pending", unschedulable="0/1 nodes: insufficient memory")],
-     "Pending", "Unschedulable"),
-    ("retrying after an OOMKill", job(active=1, failed=1),
-     [pod("old", phase="Failed", created="2024-01-01T00:00:00Z",
-          terminated=terminated(137, reason="OOMKilled")),
-      pod("new", created="2024-01-01T00:01:00Z")],
-     "Running", "OOMKilled"),
+    (
+        "image cannot be pulled",
+        job(active=1),
+        [pod(phase="Pending", waiting=("ImagePullBackOff", "Back-off pulling image"))],
+        "Pending",
+        "ImagePullBackOff",
+    ),
+    (
+        "image pull error",
+        job(active=1),
+        [pod(phase="Pending", waiting=("ErrImagePull", "not found"))],
+        "Pending",
+        "ErrImagePull",
+    ),
+    (
+        "unschedulable",
+        job(active=1),
+        [pod(phase="Pending", unschedulable="0/1 nodes: insufficient memory")],
+        "Pending",
+        "Unschedulable",
+    ),
+    (
+        "retrying after an OOMKill",
+        job(active=1, failed=1),
+        [
+            pod(
+                "old",
+                phase="Failed",
+                created="2024-01-01T00:00:00Z",
+                terminated=terminated(137, reason="OOMKilled"),
+            ),
+            pod("new", created="2024-01-01T00:01:00Z"),
+        ],
+        "Running",
+        "OOMKilled",
+    ),
     ("suspended", job(suspended=True), [], "Suspended", None),
 ]
 
@@ -325,7 +391,10 @@ IN_FLIGHT = [
     ("case", "the_job", "pods", "phase", "failure"), IN_FLIGHT, ids=[c[0] for c in IN_FLIGHT]
 )
 def test_unfinished_job(
-    case: str, the_job: dict[str, Any], pods: list[dict[str, Any]], phase: str,
+    case: str,
+    the_job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    phase: str,
     failure: str | None,
 ) -> None:
     status = status_of(the_job, pods)

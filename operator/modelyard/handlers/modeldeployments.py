@@ -20,14 +20,14 @@ def model_deployment_changed(type: str, namespace: str | None, name: str, **_: A
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={naming.LABEL_COMPONENT: "server"})
-def its_deployment_changed(type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+def server_deployment_changed(type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
     owner = owner_name(body, MODEL_DEPLOYMENT_KIND)
     if owner and namespace:
         reconciler().model_deployment(namespace, owner)
 
 
 @kopf.on.event("", "v1", "pods", labels={naming.LABEL_COMPONENT: "server"})
-def its_pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+def server_pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     owner = body.metadata.annotations.get(naming.LABEL_MODEL_DEPLOYMENT)
     if owner and namespace:
         reconciler().model_deployment(namespace, owner)

@@ -30,14 +30,14 @@ def training_job_changed(type: str, namespace: str | None, name: str, **_: Any) 
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: "trainer"})
-def its_job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+def trainer_job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     owner = owner_name(body, TRAINING_JOB_KIND)
     if owner and namespace:
         reconcile(namespace, owner)
 
 
 @kopf.on.event("", "v1", "pods", labels={naming.LABEL_COMPONENT: "trainer"})
-def its_pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+def trainer_pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     owner = body.metadata.annotations.get(naming.LABEL_TRAINING_JOB)
     if owner and namespace:
         reconcile(namespace, owner)

@@ -1,0 +1,39 @@
+"""kopf wiring: only diff-free handlers, so kopf writes nothing onto our objects (no
+last-handled-configuration annotation, no progress annotations, no finalizers)."""
+
+from __future__ import annotations
+
+import kopf
+import modelyard.handlers  # noqa: F401 - registers the handlers
+from modelyard.__main__ import main
+
+
+def test_only_event_watching_handlers_are_registered() -> None:
+    registry = kopf.get_default_registry()
+    assert registry._changing.get_all_handlers() == []  # no diff-base, no progress storage
+    assert registry._spawning.get_all_handlers() == []  # timers/daemons would add finalizers
+    assert registry._webhooks.get_all_handlers() == []
+    watching = registry._watching.get_all_handlers()
+    ids = [h.id for h in watching]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {
+        "training_job_changed",
+        "trainer_job_changed",
+        "trainer_pod_changed",
+        "model_deployment_changed",
+        "server_deployment_changed",
+        "server_pod_changed",
+    }
+    assert all(not getattr(h, "requires_finalizer", None) for h in watching)
+
+
+def test_startup_configures_kopf_quietly() -> None:
+    from modelyard.handlers.lifecycle import configure
+
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    assert settings.posting.enabled is False
+
+
+def test_entrypoint_exists() -> None:
+    assert callable(main)
