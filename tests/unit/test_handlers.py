@@ -33,6 +33,8 @@ def test_startup_configures_kopf_quietly() -> None:
     settings = kopf.OperatorSettings()
     configure(settings)
     assert settings.posting.enabled is False
+    selectors = set(settings.watching.label_selectors.values())
+    assert selectors == {"app.kubernetes.io/managed-by=modelyard"}
 
 
 def test_entrypoint_exists() -> None:

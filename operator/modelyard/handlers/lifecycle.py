@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 
+from modelyard import naming
 from modelyard.kube import Kube, load_client
 from modelyard.reconcile import Reconciler
 from modelyard.settings import OperatorSettings
@@ -31,6 +32,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # for phase transitions only.
     settings.posting.enabled = False
     settings.watching.server_timeout = 600
+    # Watch only the children we made, filtered by the API server (not every pod in the cluster).
+    ours = f"{naming.LABEL_MANAGED_BY}=modelyard"
+    for group, plural in (("", "pods"), ("batch", "jobs"), ("apps", "deployments")):
+        settings.watching.label_selectors[group, plural] = ours
     settings.networking.error_backoffs = [1, 2, 5, 10, 30]
 
 
