@@ -13,7 +13,9 @@ from typing import Any
 import orjson
 
 # LogRecord attributes that are not user-supplied `extra=` fields.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message", "asctime", "color_message",  # uvicorn adds an ANSI-coloured copy
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -61,7 +61,7 @@ def to_matrix(features: pd.DataFrame, described: Sequence[FeatureInfo]) -> np.nd
         if info.kind == "numeric":
             columns.append(column.to_numpy(dtype=np.float64, na_value=np.nan).astype(object))
         else:
-            values = column.astype(object).to_numpy()
+            values = column.astype(object).to_numpy(copy=True)
             # One missing marker (NaN) for the imputer, whatever pandas used (None, pd.NA).
             values[pd.isna(values)] = np.nan
             columns.append(values)

@@ -1,0 +1,1 @@
+"""``modelyard-serve``: the Open Inference Protocol V2 server for one stored model."""

@@ -1,0 +1,140 @@
+"""The model runtime: load, verify and predict. No HTTP here.
+
+Loading refuses anything it cannot vouch for: a model file whose sha256 differs from
+``metadata.json`` (or from the operator's pin), or one that needs a type outside
+SERVER_TRUSTED_TYPES.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import skops.io
+from pydantic import ValidationError
+
+from modelyard_runtime.contract import METADATA_FILE, FeatureInfo, ModelMetadata
+from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
+
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+
+
+class ModelLoadError(Exception):
+    """The model cannot be served; the message says why, for the log line before exit."""
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    metadata: ModelMetadata
+    pipeline: Any
+    features: list[FeatureInfo] = field(init=False)
+    numeric_only: bool = field(init=False)
+    outputs: tuple[str, ...] = field(init=False)
+    classes: np.ndarray | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.features = list(self.metadata.features)
+        self.numeric_only = all(f.kind == "numeric" for f in self.features)
+        has_proba = self.metadata.task == "classification" and hasattr(
+            self.pipeline, "predict_proba")
+        self.outputs = (PREDICT, PREDICT_PROBA) if has_proba else (PREDICT,)
+        classes = getattr(self.pipeline, "classes_", None)
+        self.classes = np.asarray(classes) if classes is not None else None
+
+    @property
+    def version(self) -> str:
+        return self.metadata.model_version
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    def predict(self, x: np.ndarray, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+        results: dict[str, np.ndarray] = {}
+        for output in outputs:
+            if output == PREDICT:
+                results[output] = np.asarray(self.pipeline.predict(x))
+            else:
+                results[output] = np.asarray(self.pipeline.predict_proba(x), dtype=np.float64)
+        return results
+
+    def reference_matrix(self) -> np.ndarray:
+        """The training reference sample as the pipeline takes it (None -> NaN)."""
+        rows = self.metadata.reference_sample
+        if not rows:
+            raise ModelLoadError("metadata.json has no reference sample to warm up with")
+        if self.numeric_only:
+            return np.array(
+                [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
+        matrix = np.empty((len(rows), self.n_features), dtype=object)
+        for j, info in enumerate(self.features):
+            column = [np.nan if row[j] is None else row[j] for row in rows]
+            matrix[:, j] = np.asarray(column, dtype=np.float64) if info.kind == "numeric" else column
+        return matrix
+
+    def warm_up(self) -> None:
+        """Run every output once on the reference sample: the first real request then pays
+        no lazy-initialisation cost, and a model that cannot predict never becomes ready."""
+        x = self.reference_matrix()
+        try:
+            results = self.predict(x, self.outputs)
+        except Exception as error:
+            raise ModelLoadError(f"warm-up prediction failed: {type(error).__name__}: {error}") \
+                from error
+        if len(results[PREDICT]) != len(x):
+            raise ModelLoadError("warm-up prediction returned the wrong number of rows")
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(model_dir: str, name: str, expected_sha256: str | None = None) -> LoadedModel:
+    metadata_path = os.path.join(model_dir, METADATA_FILE)
+    try:
+        with open(metadata_path, "rb") as stream:
+            metadata = ModelMetadata.model_validate_json(stream.read())
+    except FileNotFoundError as error:
+        raise ModelLoadError(f"{metadata_path} does not exist") from error
+    except (OSError, ValidationError) as error:
+        raise ModelLoadError(f"cannot read {metadata_path}: {error}") from error
+
+    model_path = os.path.join(model_dir, os.path.basename(metadata.model_file))
+    if not os.path.isfile(model_path):
+        raise ModelLoadError(f"model file {model_path} does not exist")
+    actual = sha256_of(model_path)
+    if not hmac.compare_digest(actual, metadata.sha256.lower()):
+        raise ModelLoadError(
+            f"sha256 mismatch: {model_path} has {actual}, metadata.json records "
+            f"{metadata.sha256}; refusing to load a modified model file")
+    if expected_sha256 is not None and not hmac.compare_digest(actual, expected_sha256):
+        raise ModelLoadError(
+            f"sha256 mismatch: {model_path} has {actual}, the deployment expects "
+            f"{expected_sha256}; refusing to load")
+
+    untrusted = [t for t in skops.io.get_untrusted_types(file=model_path)
+                 if t not in SERVER_TRUSTED_TYPES]
+    if untrusted:
+        raise ModelLoadError(
+            f"{model_path} needs types the server does not trust: {untrusted}; refusing to load")
+    try:
+        pipeline = skops.io.load(model_path, trusted=list(SERVER_TRUSTED_TYPES))
+    except Exception as error:
+        raise ModelLoadError(f"cannot load {model_path}: {type(error).__name__}: {error}") \
+            from error
+    if not hasattr(pipeline, "predict"):
+        raise ModelLoadError(f"{model_path} holds a {type(pipeline).__name__}, not a model")
+    model = LoadedModel(name=name, metadata=metadata, pipeline=pipeline)
+    if model.classes is None and metadata.classes is not None:
+        model.classes = np.asarray(metadata.classes)
+    return model
