@@ -20,6 +20,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -428,7 +429,8 @@ def markdown(report: dict[str, object]) -> str:
         "",
         f"Model: {config['estimator']} pipeline on iris ({report['model_source']}); "
         f"wrk -t1 -c{config['connections']}, {config['duration_s']} s measured after "
-        f"{config['warmup_s']} s warm-up; server on core {SERVER_CORE}, wrk on core {LOAD_CORE}.",
+        f"{config['warmup_s']} s warm-up; server on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
+        + (f"; median of {config['rounds']} interleaved rounds." if config["rounds"] > 1 else "."),
         f"Background load: {report['machine']['load_note']}",
         "",
         "| server | batch | req/s | p50 ms | p99 ms | errors | ours / this (req/s) |",
@@ -495,6 +497,58 @@ def main(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def measure_once(
+    kind: str,
+    entry: dict[str, object],
+    model: prep.Model,
+    payloads: list[prep.Payload],
+    workdir: Path,
+    logs: Path,
+    args: argparse.Namespace,
+) -> None:
+    """Start ``kind``, verify it, load it at every batch, stop it; record into ``entry``."""
+    running: Running | None = None
+    try:
+        server = build(kind, model, workdir, logs)
+        entry.update(
+            label=server.label,
+            notes=server.notes,
+            versions=server.versions,
+            command=" ".join(server.argv),
+        )
+        running = Running(server, logs / f"{kind}.log")
+        startup = round(running.wait_ready(server, args.startup_timeout), 2)
+        verify(server, payloads)
+        busy = cpu_busy(1.0)  # the server idles: this is everyone else's load
+        results = measure(server, payloads, args)
+        entry["rounds"].append(  # type: ignore[attr-defined]
+            {"startup_s": startup, "background_cpu_busy_pct": busy, "results": results}
+        )
+    except Skip as error:
+        entry["error"] = str(error)
+        print(f"  not measured: {error}", flush=True)
+    except (RuntimeError, subprocess.SubprocessError, OSError) as error:
+        entry["error"] = f"{type(error).__name__}: {error}"
+        print(f"  not measured: {entry['error']}", flush=True)
+    finally:
+        if running is not None:
+            running.stop()
+
+
+def aggregate(rounds: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Per batch, the median over rounds of each number (one round: that round)."""
+    out: dict[str, dict[str, object]] = {}
+    for batch in rounds[0]["results"]:  # type: ignore[attr-defined]
+        rows = [r["results"][batch] for r in rounds]  # type: ignore[index]
+        merged: dict[str, object] = {"rounds": len(rows)}
+        for key in ("rps", "p50_ms", "p90_ms", "p99_ms", "max_ms"):
+            merged[key] = statistics.median(row[key] for row in rows)
+        merged["requests"] = sum(row["requests"] for row in rows)
+        merged["error_count"] = sum(row["error_count"] for row in rows)
+        out[batch] = merged
+    return out
+
+
 def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetime) -> int:
     kinds = [k for k in SERVER_KINDS if k in args.servers]
     model: prep.Model | None = None
@@ -534,49 +588,33 @@ def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetim
     for batch, timing in predict.items():
         print(f"    batch {batch:>3}: {timing['median_us']:.1f} µs", flush=True)
 
-    servers: dict[str, dict[str, object]] = {}
-    busy_samples = []
-    for kind in kinds:
-        print(f"{kind}:", flush=True)
-        entry: dict[str, object] = {"label": kind, "ok": False, "error": None}
-        servers[kind] = entry
-        running: Running | None = None
-        try:
-            server = build(kind, model, workdir, logs)
-            entry.update(
-                label=server.label,
-                notes=server.notes,
-                versions=server.versions,
-                command=" ".join(server.argv),
-            )
-            running = Running(server, logs / f"{kind}.log")
-            entry["startup_s"] = round(running.wait_ready(server, args.startup_timeout), 2)
-            verify(server, payloads)
-            busy = cpu_busy(1.0)  # the server idles: this is everyone else's load
-            busy_samples.append(busy)
-            entry["background_cpu_busy_pct"] = busy
-            entry["results"] = measure(server, payloads, args)
-            entry["ok"] = True
-        except Skip as error:
-            entry["error"] = str(error)
-            print(f"  not measured: {error}", flush=True)
-        except (RuntimeError, subprocess.SubprocessError, OSError) as error:
-            entry["error"] = f"{type(error).__name__}: {error}"
-            print(f"  not measured: {entry['error']}", flush=True)
-        finally:
-            if running is not None:
-                running.stop()
+    servers: dict[str, dict[str, object]] = {
+        kind: {"label": kind, "ok": False, "error": None, "rounds": []} for kind in kinds
+    }
+    for round_no in range(1, args.rounds + 1):
+        for kind in kinds:
+            entry = servers[kind]
+            if entry["error"]:
+                continue  # failed in an earlier round: not retried
+            print(f"{kind} (round {round_no}/{args.rounds}):", flush=True)
+            measure_once(kind, entry, model, payloads, workdir, logs, args)
+    for entry in servers.values():
+        rounds = entry["rounds"]
+        entry["ok"] = not entry["error"] and bool(rounds)
+        if entry["ok"]:
+            entry["results"] = aggregate(rounds)  # type: ignore[arg-type]
 
-    load_note = (
-        f"load average {os.getloadavg()[0]:.2f} (1 min) at the end; background busy share "
-        f"while each server idled: "
-        + ", ".join(
-            f"{k} cpu0 {b.get('cpu0', 0):.0f}% cpu1 {b.get('cpu1', 0):.0f}%"
-            for k, b in zip(
-                [k for k in servers if "background_cpu_busy_pct" in servers[k]],
-                busy_samples,
-                strict=True,
+    load_note = f"load average {os.getloadavg()[0]:.2f} (1 min) at the end; " + (
+        "busy share of cpu0/cpu1 in the second before each measurement, servers idle: "
+        + "; ".join(
+            f"{kind} "
+            + ", ".join(
+                f"{r['background_cpu_busy_pct'].get('cpu0', 0):.0f}/"
+                f"{r['background_cpu_busy_pct'].get('cpu1', 0):.0f}%"
+                for r in entry["rounds"]  # type: ignore[attr-defined]
             )
+            for kind, entry in servers.items()
+            if entry["rounds"]
         )
     )
     report: dict[str, object] = {
@@ -590,6 +628,7 @@ def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetim
             "connections": args.connections,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "rounds": args.rounds,
             "wrk_threads": 1,
             "server_core": SERVER_CORE,
             "load_core": LOAD_CORE,
@@ -636,6 +675,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per run")
     p.add_argument("--connections", type=int, default=8, help="wrk connections (concurrency)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="start-measure-stop every server this many times, interleaved; report medians",
+    )
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     p.add_argument("--servers", nargs="+", choices=SERVER_KINDS, default=list(SERVER_KINDS))
     p.add_argument(
