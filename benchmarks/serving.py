@@ -295,6 +295,7 @@ def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
                 "MODELYARD_MODEL_DIR": str(model.ours_dir),
                 "MODELYARD_MODEL_NAME": prep.MODEL_NAME,
                 "MODELYARD_PORT": str(port),
+                "MODELYARD_HOST": "127.0.0.1",
             }
         )
         return Server(
@@ -303,7 +304,10 @@ def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
             [sys.executable, "-m", "modelyard_runtime.serve"],
             port,
             env=env,
-            notes=["python -m modelyard_runtime.serve; its defaults otherwise"],
+            notes=[
+                "python -m modelyard_runtime.serve with MODELYARD_HOST=127.0.0.1; its defaults "
+                "otherwise (Prometheus metrics on)"
+            ],
             versions=venvs.versions(sys.executable, ["uvicorn", "orjson", "numpy"]),
         )
     if kind == FLOOR:
@@ -473,7 +477,13 @@ def markdown(report: dict[str, object]) -> str:
 
 
 def preflight() -> None:
+    """wrk and taskset, installed from Debian when missing and we are root (as on our machines)."""
     missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing wrk with apt-get ...", flush=True)
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, check=False)
+        missing = [tool for tool in missing if shutil.which(tool) is None]
     if missing:
         sys.exit(f"missing {', '.join(missing)}: apt-get install -y wrk util-linux")
     if len(os.sched_getaffinity(0)) < 2:
