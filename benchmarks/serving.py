@@ -363,7 +363,8 @@ def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
             env=env,
             notes=[
                 "workers 1, enable_grpc False, enable_latency_logging False, access and "
-                "kserve.trace logs at WARNING; "
+                "kserve.trace logs at WARNING, FastAPI's per-response ORJSONResponse "
+                "deprecation warning filtered; "
                 "kserve binds 0.0.0.0 (hard-coded), load goes to 127.0.0.1"
             ],
             versions=venvs.versions(
