@@ -1,0 +1,178 @@
+"""V2 request decoding and validation, and response encoding (no HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from modelyard_runtime.contract import FeatureInfo
+from modelyard_runtime.serve.codec import (
+    Signature,
+    V2Error,
+    decode_request,
+    encode_response,
+    parse_json,
+)
+
+NUMERIC = Signature(
+    features=[FeatureInfo(name=n, dtype="float64", kind="numeric") for n in ("a", "b", "c")],
+    outputs=("predict", "predict_proba"),
+)
+MIXED = Signature(
+    features=[
+        FeatureInfo(name="age", dtype="float64", kind="numeric"),
+        FeatureInfo(name="city", dtype="object", kind="categorical"),
+        FeatureInfo(name="member", dtype="bool", kind="categorical"),
+    ],
+    outputs=("predict",),
+)
+
+
+def tensor(name: str, shape: list[int], datatype: str, data: Any) -> dict[str, Any]:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+def decode(request: dict[str, Any], signature: Signature = NUMERIC):
+    return decode_request(parse_json(orjson.dumps(request)), signature)
+
+
+def rejected(request: dict[str, Any], signature: Signature = NUMERIC) -> str:
+    with pytest.raises(V2Error) as caught:
+        decode(request, signature)
+    assert caught.value.status == 400
+    return caught.value.message
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32", "FP16", "INT64", "INT32", "UINT8"])
+def test_matrix_of_numbers(datatype: str) -> None:
+    request = decode({"inputs": [tensor("x", [2, 3], datatype, [1, 2, 3, 4, 5, 6])]})
+    assert request.x.dtype == np.float64
+    np.testing.assert_array_equal(request.x, [[1, 2, 3], [4, 5, 6]])
+    assert request.outputs == ("predict",)
+    assert request.id is None
+
+
+def test_nested_data_equals_flat_data() -> None:
+    flat = decode({"inputs": [tensor("x", [2, 3], "FP64", [1.5, 2, 3, 4, 5, 6])]})
+    nested = decode({"inputs": [tensor("x", [2, 3], "FP64", [[1.5, 2, 3], [4, 5, 6]])]})
+    np.testing.assert_array_equal(flat.x, nested.x)
+
+
+def test_one_input_per_feature_column_in_any_order() -> None:
+    request = decode({"inputs": [
+        tensor("c", [2], "FP32", [5, 6]), tensor("a", [2], "INT64", [1, 2]),
+        tensor("b", [2, 1], "FP64", [[3], [4]]),
+    ]})
+    np.testing.assert_array_equal(request.x, [[1, 3, 5], [2, 4, 6]])
+
+
+def test_id_outputs_and_extra_parameters() -> None:
+    request = decode({
+        "id": "req-1", "parameters": {"binary_data_output": False, "x": [1]},
+        "inputs": [{**tensor("x", [1, 3], "FP64", [1, 2, 3]), "parameters": {"binary_data": False}}],
+        "outputs": [{"name": "predict_proba", "parameters": {"binary_data": False}},
+                    {"name": "predict"}],
+    })
+    assert request.id == "req-1"
+    assert request.outputs == ("predict_proba", "predict")
+
+
+def test_bool_matrix_for_numeric_model() -> None:
+    request = decode({"inputs": [tensor("x", [1, 3], "BOOL", [True, False, True])]})
+    np.testing.assert_array_equal(request.x, [[1.0, 0.0, 1.0]])
+
+
+def test_bytes_matrix_with_numeric_strings() -> None:
+    request = decode({"inputs": [tensor("x", [1, 3], "BYTES", ["1.5", "2", "3"])]})
+    np.testing.assert_array_equal(request.x, [[1.5, 2, 3]])
+
+
+def test_mixed_model_by_columns() -> None:
+    request = decode({"inputs": [
+        tensor("age", [2], "FP64", [30, 41.5]), tensor("city", [2], "BYTES", ["Oslo", "Rome"]),
+        tensor("member", [2], "BOOL", [True, False]),
+    ]}, MIXED)
+    assert request.x.dtype == object
+    assert request.x.tolist() == [[30.0, "Oslo", True], [41.5, "Rome", False]]
+
+
+def test_mixed_model_by_bytes_matrix() -> None:
+    request = decode({"inputs": [tensor("x", [1, 3], "BYTES", [["30", "Oslo", "true"]])]}, MIXED)
+    assert request.x.tolist() == [[30.0, "Oslo", True]]
+
+
+@pytest.mark.parametrize(
+    ("request_body", "fragment"),
+    [
+        ({}, "inputs"),
+        ({"inputs": []}, "inputs"),
+        ({"inputs": [tensor("x", [2, 3], "FP64", [1, 2, 3])]}, "needs 6 elements"),
+        ({"inputs": [tensor("x", [1, 4], "FP64", [1, 2, 3, 4])]}, "[batch, 3]"),
+        ({"inputs": [tensor("x", [3], "FP64", [1, 2, 3])]}, "one input of shape"),
+        ({"inputs": [tensor("x", [1, 3], "FP64", ["a", "b", "c"])]}, "needs numbers"),
+        ({"inputs": [tensor("x", [1, 3], "FP64", [1, None, 3])]}, "null"),
+        ({"inputs": [tensor("x", [1, 3], "INT64", [1.5, 2, 3])]}, "integers"),
+        ({"inputs": [tensor("x", [1, 3], "BOOL", [1, 0, 1])]}, "true/false"),
+        ({"inputs": [tensor("x", [1, 3], "COMPLEX", [1, 2, 3])]}, "unsupported datatype"),
+        ({"inputs": [tensor("x", [1, -3], "FP64", [1, 2, 3])]}, "non-negative"),
+        ({"inputs": [tensor("x", [2, 3], "FP64", [[1, 2, 3], [4, 5]])]}, "ragged"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64"}]}, "binary tensor"),
+        ({"inputs": [tensor("x", [1, 3], "FP64", [1, 2, 3])], "outputs": [{"name": "nope"}]},
+         "unknown output"),
+        ({"inputs": [tensor("a", [1], "FP64", [1]), tensor("b", [1], "FP64", [1])]}, "missing"),
+        ({"inputs": [tensor("a", [1], "FP64", [1]), tensor("b", [2], "FP64", [1, 2]),
+                     tensor("c", [1], "FP64", [1])]}, "batch size"),
+        ({"id": 5, "inputs": [tensor("x", [1, 3], "FP64", [1, 2, 3])]}, "'id'"),
+    ],
+)
+def test_invalid_requests(request_body: dict[str, Any], fragment: str) -> None:
+    assert fragment in rejected(request_body)
+
+
+def test_numeric_tensor_for_categorical_model_is_refused() -> None:
+    message = rejected({"inputs": [tensor("x", [1, 3], "FP64", [1, 2, 3])]}, MIXED)
+    assert "BYTES" in message
+
+
+def test_categorical_column_needs_strings() -> None:
+    message = rejected({"inputs": [
+        tensor("age", [1], "FP64", [3]), tensor("city", [1], "INT64", [4]),
+        tensor("member", [1], "BOOL", [True])]}, MIXED)
+    assert "BYTES" in message
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[1, 2]", b'{"inputs": [NaN]}', b"\xff\xfe",
+                                  b'{"a": 1e999}'])
+def test_malformed_json(body: bytes) -> None:
+    with pytest.raises(V2Error) as caught:
+        parse_json(body)
+    assert caught.value.status == 400
+
+
+def test_non_finite_in_bytes_matrix_is_refused() -> None:
+    assert "NaN" in rejected({"inputs": [tensor("x", [1, 3], "BYTES", ["nan", "1", "2"])]})
+
+
+def test_encode_response() -> None:
+    body = orjson.loads(encode_response("iris", "v1", "r1", {
+        "predict": np.array([0, 2]),
+        "predict_proba": np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 0.8]]),
+    }))
+    assert body == {
+        "model_name": "iris", "model_version": "v1", "id": "r1",
+        "outputs": [
+            {"name": "predict", "shape": [2], "datatype": "INT64", "data": [0, 2]},
+            {"name": "predict_proba", "shape": [2, 3], "datatype": "FP64",
+             "data": [0.9, 0.1, 0.0, 0.0, 0.2, 0.8]},
+        ],
+    }
+
+
+def test_encode_string_labels() -> None:
+    body = orjson.loads(encode_response("m", "v1", None, {"predict": np.array(["a", "b"])}))
+    assert "id" not in body
+    assert body["outputs"][0] == {"name": "predict", "shape": [2], "datatype": "BYTES",
+                                  "data": ["a", "b"]}
