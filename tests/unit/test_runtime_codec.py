@@ -119,7 +119,7 @@ def test_mixed_model_by_bytes_matrix() -> None:
         ({"inputs": [tensor("x", [1, 3], "COMPLEX", [1, 2, 3])]}, "unsupported datatype"),
         ({"inputs": [tensor("x", [1, -3], "FP64", [1, 2, 3])]}, "non-negative"),
         ({"inputs": [tensor("x", [2, 3], "FP64", [[1, 2, 3], [4, 5]])]}, "ragged"),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64"}]}, "binary tensor"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64"}]}, "no 'data'"),
         ({"inputs": [tensor("x", [1, 3], "FP64", [1, 2, 3])], "outputs": [{"name": "nope"}]},
          "unknown output"),
         ({"inputs": [tensor("a", [1], "FP64", [1]), tensor("b", [1], "FP64", [1])]}, "missing"),
@@ -176,3 +176,43 @@ def test_encode_string_labels() -> None:
     assert "id" not in body
     assert body["outputs"][0] == {"name": "predict", "shape": [2], "datatype": "BYTES",
                                   "data": ["a", "b"]}
+
+
+def _binary_request(inputs: list[tuple[str, list[int], str, bytes]]) -> tuple[dict[str, Any], bytes]:
+    header = {"inputs": [
+        {"name": n, "shape": s, "datatype": d, "parameters": {"binary_data_size": len(b)}}
+        for n, s, d, b in inputs]}
+    return header, b"".join(b for *_, b in inputs)
+
+
+def test_binary_tensor_extension() -> None:
+    values = np.arange(6, dtype="<f4")
+    header, binary = _binary_request([("x", [2, 3], "FP32", values.tobytes())])
+    request = decode_request(header, NUMERIC, binary)
+    np.testing.assert_array_equal(request.x, values.reshape(2, 3))
+
+
+def test_binary_bytes_columns() -> None:
+    def strings(*items: str) -> bytes:
+        return b"".join(len(i.encode()).to_bytes(4, "little") + i.encode() for i in items)
+
+    header, binary = _binary_request([
+        ("age", [2], "FP64", np.array([30.0, 41.0]).tobytes()),
+        ("city", [2], "BYTES", strings("Oslo", "Zürich")),
+        ("member", [2], "BOOL", np.array([True, False]).tobytes()),
+    ])
+    request = decode_request(header, MIXED, binary)
+    assert request.x.tolist() == [[30.0, "Oslo", True], [41.0, "Zürich", False]]
+
+
+@pytest.mark.parametrize("cut", [1, 8])
+def test_binary_size_mismatch(cut: int) -> None:
+    header, binary = _binary_request([("x", [2, 3], "FP64", np.zeros(6).tobytes())])
+    with pytest.raises(V2Error):
+        decode_request(header, NUMERIC, binary[:-cut])
+
+
+def test_binary_non_finite_is_refused() -> None:
+    header, binary = _binary_request([("x", [1, 3], "FP64", np.array([1, np.nan, 2]).tobytes())])
+    with pytest.raises(V2Error, match="NaN"):
+        decode_request(header, NUMERIC, binary)

@@ -101,7 +101,9 @@ async def _send(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
+async def _read_body(receive: Receive, scope: Scope, limit: int) -> tuple[bytes, int | None]:
+    """The body, and the JSON header's length when the binary tensor extension is used."""
+    header_length: int | None = None
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
@@ -112,15 +114,17 @@ async def _read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
                 raise V2Error(413, f"request body of {declared} bytes exceeds the limit of "
                                    f"{limit} bytes")
         elif key == b"inference-header-content-length":
-            raise V2Error(400, "the binary tensor data extension is not supported; send the "
-                               "tensor data as JSON")
+            try:
+                header_length = int(value)
+            except ValueError:
+                raise V2Error(400, "invalid Inference-Header-Content-Length header") from None
     # Also count what actually arrives: chunked bodies carry no Content-Length.
     message = await receive()
     body = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
             raise V2Error(413, f"request body exceeds the limit of {limit} bytes")
-        return body
+        return body, header_length
     chunks = [body]
     size = len(body)
     while message.get("more_body", False):
@@ -130,7 +134,7 @@ async def _read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
         if size > limit:
             raise V2Error(413, f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks), header_length
 
 
 async def _infer(state: ServerState, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,9 +145,13 @@ async def _infer(state: ServerState, scope: Scope, receive: Receive, send: Send)
         await _infer_refusal(state, scope, send)
         return
     try:
-        body = await _read_body(receive, scope, state.settings.max_body_bytes)
+        body, header_length = await _read_body(receive, scope, state.settings.max_body_bytes)
         assert state.signature is not None
-        request = codec.decode_request(codec.parse_json(body), state.signature)
+        if header_length is None:
+            request = codec.decode_request(codec.parse_json(body), state.signature)
+        else:
+            header, binary = codec.split_binary(body, header_length)
+            request = codec.decode_request(codec.parse_json(header), state.signature, binary)
     except V2Error as error:
         bound.outcome["too_large" if error.status == 413 else "bad_request"].inc()
         await _send(send, error.status, codec.error_body(error.message))

@@ -8,6 +8,11 @@ Accepted inputs (documented in the README):
   ``[batch, 1]``), numeric datatypes for numeric features, BYTES for categorical ones, BOOL for
   boolean ones.
 
+Tensor data may also come in the binary tensor data extension (what ``tritonclient`` sends
+by default): the body is the JSON header (``Inference-Header-Content-Length`` bytes) followed
+by each input's raw little-endian bytes, sized by its ``parameters.binary_data_size``.
+Outputs are always answered as JSON data, which such clients read as well.
+
 JSON has no NaN or infinity, and a null is not a number: non-finite or missing values are
 refused with a 400 (the imputers in the pipeline exist for the training data, not as a way to
 send holes).
@@ -29,6 +34,12 @@ NUMERIC_DATATYPES = frozenset({
     "FP16", "FP32", "FP64",
 })
 DATATYPES = NUMERIC_DATATYPES | {"BYTES"}
+_BINARY_DTYPES = {
+    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"), "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+}
 _INT_KINDS = frozenset("iub")
 _NUMBER_KINDS = frozenset("iubf")
 
@@ -77,19 +88,80 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return request
 
 
-def decode_request(request: dict[str, Any], signature: Signature) -> InferRequest:
+def split_binary(body: bytes, header_length: int) -> tuple[bytes, bytes]:
+    """(JSON header, binary tensor data) of a binary-extension request."""
+    if header_length > len(body):
+        raise bad(f"Inference-Header-Content-Length {header_length} exceeds the body of "
+                  f"{len(body)} bytes")
+    return body[:header_length], body[header_length:]
+
+
+def decode_request(
+    request: dict[str, Any], signature: Signature, binary: bytes | None = None,
+) -> InferRequest:
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise bad("'id' must be a string")
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise bad("'inputs' must be a non-empty list of tensors")
+    if binary is not None:
+        inputs = _attach_binary(inputs, binary)
     outputs = _requested_outputs(request.get("outputs"), signature)
     if len(inputs) == 1 and _is_matrix(inputs[0], signature):
         x = _decode_matrix(inputs[0], signature)
     else:
         x = _decode_columns(inputs, signature)
     return InferRequest(id=request_id, x=x, outputs=outputs)
+
+
+def _attach_binary(inputs: list[Any], binary: bytes) -> list[Any]:
+    """Give each input that carries ``binary_data_size`` its slice of the binary data."""
+    attached, offset = [], 0
+    for index, tensor in enumerate(inputs):
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        if size is None:
+            attached.append(tensor)
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise bad(f"input {index}: binary_data_size {size!r} does not fit the "
+                      f"{len(binary) - offset} bytes of binary data left")
+        chunk = binary[offset:offset + size]
+        offset += size
+        datatype = tensor.get("datatype")
+        if datatype == "BYTES":
+            data: Any = _length_prefixed_strings(chunk, index)
+        elif datatype in _BINARY_DTYPES:
+            dtype = _BINARY_DTYPES[datatype]
+            if size % dtype.itemsize:
+                raise bad(f"input {index}: {size} bytes is not a whole number of {datatype}")
+            data = np.frombuffer(chunk, dtype=dtype)
+        else:
+            raise bad(f"input {index}: unsupported datatype {datatype!r}")
+        attached.append({**tensor, "data": data})
+    if offset != len(binary):
+        raise bad(f"{len(binary) - offset} bytes of binary data belong to no input")
+    return attached
+
+
+def _length_prefixed_strings(chunk: bytes, index: int) -> np.ndarray:
+    values, offset = [], 0
+    while offset < len(chunk):
+        if offset + 4 > len(chunk):
+            raise bad(f"input {index}: truncated BYTES element")
+        length = int.from_bytes(chunk[offset:offset + 4], "little")
+        offset += 4
+        if offset + length > len(chunk):
+            raise bad(f"input {index}: truncated BYTES element")
+        try:
+            values.append(chunk[offset:offset + length].decode())
+        except UnicodeDecodeError:
+            raise bad(f"input {index}: BYTES elements must be UTF-8 text") from None
+        offset += length
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _requested_outputs(requested: Any, signature: Signature) -> tuple[str, ...]:
@@ -122,8 +194,8 @@ def _tensor_fields(tensor: Any, index: int) -> tuple[str, list[int], str, Any]:
         raise bad(f"input {name!r}: unsupported datatype {datatype!r}; use one of "
                   f"{sorted(DATATYPES)}")
     if "data" not in tensor:
-        raise bad(f"input {name!r} has no 'data' (the binary tensor extension is not "
-                  "supported: send data as JSON)")
+        raise bad(f"input {name!r} has no 'data' (nor binary data announced by an "
+                  "Inference-Header-Content-Length header)")
     return name, shape, datatype, tensor["data"]
 
 
@@ -136,7 +208,7 @@ def _is_matrix(tensor: Any, signature: Signature) -> bool:
 
 def _array(name: str, shape: list[int], datatype: str, data: Any) -> np.ndarray:
     """``data`` (flat or nested, row-major) as an array of ``shape``, type-checked."""
-    if not isinstance(data, list):
+    if not isinstance(data, list | np.ndarray):
         raise bad(f"input {name!r}: 'data' must be a list")
     expected = int(np.prod(shape))
     try:
