@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Stop the real node started by hack/node/up.sh. Idempotent.
+#
+#   hack/node/down.sh [CLUSTER_DIR]
+#
+# With CLUSTER_DIR (and its apiserver still up) the node leaves cleanly: cordon, delete its
+# pods (kubelet tears them down, CNI DEL included), delete the Node. Then, in every case:
+# kubelet stops; leftover containers are killed through our containerd; containerd and its
+# shims stop; our pod netns mounts, IPAM leases, bridge and CNI iptables rules are removed.
+# Only things carrying our names/paths are touched (Docker's containerd, docker0 and Docker's
+# iptables chains are left alone). Keeps images and NODE_DIR/images (fast next up).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+NODE_DIR=${NODE_DIR:-/var/lib/modelyard-node}
+NODE_NAME=${NODE_NAME:-modelyard-node-0}
+CTRD_RUN=/run/modelyard-containerd
+SOCK=${CTRD_RUN}/containerd.sock
+log() { echo "node-down: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+# shellcheck source=hack/node/lib.sh
+source "${HERE}/lib.sh"
+[[ -d "${NODE_DIR}/pids" ]] || { log "nothing to stop (${NODE_DIR}/pids absent)"; exit 0; }
+
+# ---- graceful: let kubelet remove its pods --------------------------------------------
+CLUSTER_DIR=${1:-}
+BIN=${MODELYARD_KUBE_BIN:-${MODELYARD_CACHE:-${HOME}/.cache/modelyard}/kube/${KUBE_VERSION:-v1.34.4}/bin}
+if [[ -n "${CLUSTER_DIR}" && -f "${CLUSTER_DIR}/kubeconfig" ]] && pid_alive kubelet; then
+  k=("${BIN}/kubectl" --kubeconfig "${CLUSTER_DIR}/kubeconfig" --request-timeout=5s)
+  if "${k[@]}" get node "${NODE_NAME}" >/dev/null 2>&1; then
+    "${k[@]}" cordon "${NODE_NAME}" >/dev/null 2>&1
+    timeout 60 "${k[@]}" delete pods -A --field-selector "spec.nodeName=${NODE_NAME}" \
+      --wait=true >/dev/null 2>&1 || log "pods did not all go within 60s; forcing"
+    "${k[@]}" delete node "${NODE_NAME}" --wait=false >/dev/null 2>&1
+  fi
+fi
+
+stop_pid kubelet 20
+
+# ---- hard: whatever containers remain ----------------------------------------------------
+if pid_alive containerd; then
+  c=(ctr -a "${SOCK}" -n k8s.io)
+  for id in $("${c[@]}" tasks ls -q 2>/dev/null); do
+    "${c[@]}" tasks kill -s SIGKILL "${id}" >/dev/null 2>&1
+  done
+  sleep 1
+  for id in $("${c[@]}" tasks ls -q 2>/dev/null); do
+    "${c[@]}" tasks delete -f "${id}" >/dev/null 2>&1
+  done
+  for id in $("${c[@]}" containers ls -q 2>/dev/null); do
+    "${c[@]}" containers delete "${id}" >/dev/null 2>&1
+  done
+fi
+stop_pid containerd 20
+
+# Shims of our containerd (they name our socket on their command line) outlive it.
+for p in /proc/[0-9]*; do
+  cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  if [[ "${cmd}" == *containerd-shim*"-address ${SOCK} "* ]]; then
+    kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"
+  fi
+done
+
+# Pod network namespaces live under our state dir (netns_mounts_under_state_dir).
+for ns in "${CTRD_RUN}"/state/io.containerd.grpc.v1.cri/netns/* "${CTRD_RUN}"/state/netns/*; do
+  [[ -e "${ns}" ]] || continue
+  umount "${ns}" 2>/dev/null
+  rm -f "${ns}"
+done
+rm -rf "${NODE_DIR}/cni/ipam"
+ip link show mdlyd0 >/dev/null 2>&1 && ip link delete mdlyd0 && log "removed bridge mdlyd0"
+
+# CNI bridge ipMasq rules are tagged with our network name; remove just those.
+for chain in $(iptables -t nat -S POSTROUTING 2>/dev/null |
+  grep -F 'name: \"modelyard\"' | grep -o -- '-j CNI-[0-9a-f]*' | cut -d' ' -f2); do
+  iptables -t nat -S POSTROUTING | grep -F -- "-j ${chain}" | sed 's/^-A /-D /' |
+    while read -r rule; do eval "iptables -t nat ${rule}"; done
+  iptables -t nat -F "${chain}" 2>/dev/null && iptables -t nat -X "${chain}" 2>/dev/null
+done
+
+# kubelet's bind mounts (pod volumes, its rshared root) under its root dir.
+if [[ -d /var/lib/modelyard-kubelet ]]; then
+  findmnt -rn -o TARGET | grep '^/var/lib/modelyard-kubelet' | sort -r |
+    while read -r m; do umount "${m}" 2>/dev/null || umount -l "${m}" 2>/dev/null; done
+fi
+log "node ${NODE_NAME} down"

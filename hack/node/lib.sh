@@ -1,0 +1,66 @@
+# Helpers for up.sh / down.sh: daemons tracked by pid AND kernel start time, so a reused
+# PID is never mistaken for ours. Expects NODE_DIR to be set. Sourced, not run.
+
+_start_time() { # pid -> field 22 of /proc/PID/stat (empty if gone or zombie)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  # shellcheck disable=SC2086
+  set -- ${stat}
+  [[ "$1" == Z ]] && return 0
+  echo "${20}"
+}
+
+pid_of() { # name -> pid recorded in NODE_DIR/pids/NAME (may be stale)
+  local f="${NODE_DIR}/pids/$1"
+  [[ -f "$f" ]] && cut -d' ' -f1 "$f"
+}
+
+pid_alive() { # name -> 0 if the recorded process still runs
+  local f="${NODE_DIR}/pids/$1" pid st
+  [[ -f "$f" ]] || return 1
+  read -r pid st <"$f"
+  [[ -n "${pid}" && "$(_start_time "${pid}")" == "${st}" ]]
+}
+
+start_daemon() { # name cmd... ; detached (own session), output to NODE_DIR/logs/NAME.log
+  local name=$1 pid st; shift
+  setsid "$@" >>"${NODE_DIR}/logs/${name}.log" 2>&1 </dev/null &
+  pid=$!
+  sleep 0.2
+  st=$(_start_time "${pid}")
+  if [[ -z "${st}" ]]; then
+    tail -20 "${NODE_DIR}/logs/${name}.log" >&2
+    die "${name} exited at once; see ${NODE_DIR}/logs/${name}.log"
+  fi
+  echo "${pid} ${st}" >"${NODE_DIR}/pids/${name}"
+  log "started ${name} (pid ${pid})"
+}
+
+stop_pid() { # name timeout_s ; SIGTERM, wait, SIGKILL -- only the recorded process
+  local name=$1 timeout=$2 f="${NODE_DIR}/pids/$1" pid st i
+  [[ -f "$f" ]] || return 0
+  read -r pid st <"$f"
+  if [[ -n "${pid}" && "$(_start_time "${pid}")" == "${st}" ]]; then
+    kill -TERM "${pid}" 2>/dev/null || true
+    for ((i = 0; i < timeout * 10; i++)); do
+      [[ "$(_start_time "${pid}")" == "${st}" ]] || break
+      sleep 0.1
+    done
+    if [[ "$(_start_time "${pid}")" == "${st}" ]]; then
+      kill -KILL "${pid}" 2>/dev/null || true
+      sleep 0.5
+    fi
+    log "stopped ${name} (pid ${pid})"
+  fi
+  rm -f "$f"
+}
+
+wait_for() { # timeout_s what cmd... ; poll cmd every 0.5 s
+  local timeout=$1 what=$2 deadline; shift 2
+  deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for ${what}"
+    sleep 0.5
+  done
+}
