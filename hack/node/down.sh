@@ -35,6 +35,12 @@ if [[ -n "${CLUSTER_DIR}" && -f "${CLUSTER_DIR}/kubeconfig" ]] && pid_alive kube
 fi
 
 stop_pid kubelet 20
+if [[ -s "${NODE_DIR}/sysctl.orig" ]] && ! pid_alive kubelet; then
+  while IFS= read -r kv; do sysctl -q -w "${kv}" >/dev/null || log "could not restore ${kv}"; done \
+    <"${NODE_DIR}/sysctl.orig"
+  rm -f "${NODE_DIR}/sysctl.orig"
+  log "restored host sysctls the kubelet had changed"
+fi
 
 # ---- hard: whatever containers remain ----------------------------------------------------
 if pid_alive containerd; then

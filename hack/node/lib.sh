@@ -1,6 +1,9 @@
 # Helpers for up.sh / down.sh: daemons tracked by pid AND kernel start time, so a reused
 # PID is never mistaken for ours. Expects NODE_DIR to be set. Sourced, not run.
 
+# Host sysctls the kubelet rewrites on start (pkg/kubelet/cm setupKernelTunables).
+KUBELET_SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
+
 _start_time() { # pid -> field 22 of /proc/PID/stat (empty if gone or zombie)
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0

@@ -218,6 +218,12 @@ EOF
 if pid_alive kubelet; then
   log "kubelet already running (pid $(pid_of kubelet))"
 else
+  # kubelet (protectKernelDefaults: false) sets vm.overcommit_memory=1, kernel.panic=10,
+  # kernel.panic_on_oops=1, ... host-wide, with no knob to skip it. Remember the host's values
+  # once; down.sh puts them back.
+  if [[ ! -s "${NODE_DIR}/sysctl.orig" ]]; then
+    for k in ${KUBELET_SYSCTLS}; do echo "${k}=$(sysctl -n "${k}")"; done >"${NODE_DIR}/sysctl.orig"
+  fi
   t=${SECONDS}
   start_daemon kubelet "${BIN}/kubelet" \
     --config="${NODE_DIR}/kubelet.yaml" \
