@@ -91,8 +91,14 @@ class Kube:
         """A merge patch on the status subresource (never touches ``spec``)."""
         resource = self._resource(api_version, kind)
         try:
+            # Our own field manager (not the client's user agent), so managedFields tell a
+            # GitOps tool exactly which fields the operator owns: status, nothing else.
             resource.status.patch(
-                body={"status": patch}, name=name, namespace=namespace, content_type=MERGE
+                body={"status": patch},
+                name=name,
+                namespace=namespace,
+                content_type=MERGE,
+                field_manager=FIELD_MANAGER,
             )
         except NotFoundError:
             log.debug("%s %s/%s is gone; status not written", kind, namespace, name)
