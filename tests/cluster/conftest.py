@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .localcluster import LocalCluster, default_bin_dir, missing_binaries
+from .operator_harness import modelyard, ns, operator, pytest_runtest_makereport  # noqa: F401
 
 
 def pytest_configure(config: pytest.Config) -> None:
