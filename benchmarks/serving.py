@@ -47,6 +47,7 @@ OURS = "modelyard"
 # Targets from the issue, checked on ratios measured within one run.
 TARGET_PEER_THROUGHPUT = 3.0  # ours >= 3x each peer's req/s
 TARGET_FLOOR_GAP = 1.3  # floor's req/s <= 1.3x ours
+BUSY_WARNING_PCT = 20.0  # background busy share of a core above which the report warns
 SINGLE_THREADED_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -425,6 +426,24 @@ def ratios(servers: dict[str, dict[str, object]], batches: list[int]) -> list[di
     return rows
 
 
+def busy_warning(servers: dict[str, dict[str, object]]) -> list[str]:
+    busiest = max(
+        (
+            max(r["background_cpu_busy_pct"].values(), default=0.0)
+            for entry in servers.values()
+            for r in entry["rounds"]  # type: ignore[attr-defined]
+        ),
+        default=0.0,
+    )
+    if busiest <= BUSY_WARNING_PCT:
+        return []
+    return [
+        "",
+        f"**Warning: the machine was busy (up to {busiest:.0f}% of a core) with other work; "
+        "absolute numbers are depressed and noisy, compare ratios within this run only.**",
+    ]
+
+
 def markdown(report: dict[str, object]) -> str:
     config = report["config"]
     servers = report["servers"]
@@ -437,6 +456,7 @@ def markdown(report: dict[str, object]) -> str:
         f"{config['warmup_s']} s warm-up; server on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
         + (f"; median of {config['rounds']} interleaved rounds." if config["rounds"] > 1 else "."),
         f"Background load: {report['machine']['load_note']}",
+        *busy_warning(servers),
         "",
         "| server | batch | req/s | p50 ms | p99 ms | errors | ours / this (req/s) |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -564,7 +584,7 @@ def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetim
     kinds = [k for k in SERVER_KINDS if k in args.servers]
     model: prep.Model | None = None
     trainer_error = None
-    if OURS in kinds and prep.trainer_available():
+    if prep.trainer_available():  # even without ours: the same model in every run
         print("training with the modelyard trainer ...", flush=True)
         try:
             model = prep.train_with_ours(
