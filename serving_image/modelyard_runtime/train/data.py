@@ -14,6 +14,7 @@ from modelyard_runtime.spec import DatasetSpec
 from modelyard_runtime.train.errors import InvalidData, InvalidSpec
 
 BUILTIN_TARGET = "target"  # the column name sklearn's as_frame=True bunches use
+MAX_NUMERIC_CLASSES = 50
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,15 @@ def _check_target(target: pd.Series, name: str, task: Task) -> None:
     classes = target.unique()
     if len(classes) < 2:
         raise InvalidData(f"target column {name!r} has a single class {classes[:1].tolist()}")
-    if pd.api.types.is_float_dtype(target) and not (target == target.round()).all():
+    continuous = pd.api.types.is_float_dtype(target) and not (target == target.round()).all()
+    # Whole numbers can be continuous too (diabetes' target): that many distinct values
+    # are not classes anyone means.
+    many_values = (pd.api.types.is_numeric_dtype(target) and len(classes) > MAX_NUMERIC_CLASSES
+                   and len(classes) > len(target) / 4)
+    if continuous or many_values:
         raise InvalidData(
-            f"target column {name!r} holds continuous values; a classifier needs class labels "
-            "(use a regressor, or integer/string labels)"
+            f"target column {name!r} holds continuous values ({len(classes)} distinct in "
+            f"{len(target)} rows); a classifier needs class labels (use a regressor)"
         )
 
 

@@ -46,7 +46,9 @@ def _label_metric(fn: Callable[..., float], classes: Sequence[Any]) -> Callable[
 
 def _roc_auc(classes: Sequence[Any]) -> Callable[[Any, Any], float]:
     if len(classes) == 2:
-        return lambda y, proba: float(roc_auc_score(y, proba[:, 1]))
+        # predict_proba gives both columns; sklearn's scorer already hands over column 1.
+        return lambda y, proba: float(
+            roc_auc_score(y, proba[:, 1] if np.ndim(proba) == 2 else proba))
     labels = list(classes)
     return lambda y, proba: float(
         roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels)
