@@ -235,11 +235,10 @@ IRIS = {"dataset": {"builtin": "iris"}, "model": {"estimator": "LogisticRegressi
          ExitCode.INVALID_DATA, "continuous"),
         ({"dataset": {"builtin": "iris", "target": "species"},
           "model": {"estimator": "LogisticRegression"}}, ExitCode.INVALID_DATA, "species"),
-        ({**IRIS, "validation": {"cvFolds": 20}}, ExitCode.INVALID_DATA, "folds"),
     ],
     ids=["malformed-json", "estimator-not-allowed", "unknown-hyperparameter",
          "ill-typed-hyperparameter", "bad-search-value", "roc-auc-without-proba",
-         "classifier-on-continuous-target", "unknown-target-column", "too-few-rows-for-folds"],
+         "classifier-on-continuous-target", "unknown-target-column"],
 )
 def test_invalid_spec_or_data(tmp_path: Path, spec: Any, code: int, fragment: str) -> None:
     run = _bad(tmp_path, spec)
@@ -275,3 +274,13 @@ def test_no_spec_at_all(tmp_path: Path) -> None:
     run = _bad(tmp_path, "")
     assert run.returncode == ExitCode.INVALID_SPEC
     assert "MODELYARD_TRAINING_SPEC" in run.result["message"]
+
+
+def test_too_few_rows_for_the_folds(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(12)))
+    spec = {"dataset": {"uri": f"file://{path}", "target": "y"},
+            "model": {"estimator": "LogisticRegression"}, "validation": {"cvFolds": 5}}
+    run = _bad(tmp_path / "run", spec)
+    assert run.returncode == ExitCode.INVALID_DATA, run.result
+    assert "CV folds" in run.result["message"]
