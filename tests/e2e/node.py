@@ -61,9 +61,7 @@ class RealNode:
         self.cluster = cluster
         self.name = NODE_NAME
         self.pod_subnet = ipaddress.ip_network(POD_SUBNET)
-        self.node_dir = node_dir or Path(
-            os.environ.get("NODE_DIR", "/var/lib/modelyard-node")
-        )
+        self.node_dir = node_dir or Path(os.environ.get("NODE_DIR", "/var/lib/modelyard-node"))
         self._env = {
             **os.environ,
             "NODE_DIR": str(self.node_dir),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -75,15 +76,17 @@ def test_container_exit_code_and_termination_message(
         "name": "main",
         "image": BUSYBOX_IMAGE,
         "imagePullPolicy": "Never",
-        "command": ["sh", "-c", 'printf "{\\"ok\\": true, \\"pod\\": \\"%s\\"}" "$POD" '
-                    "> /dev/termination-log"],
+        "command": [
+            "sh",
+            "-c",
+            'printf "{\\"ok\\": true, \\"pod\\": \\"%s\\"}" "$POD" > /dev/termination-log',
+        ],
         "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     }
     apply(e2e_cluster, pod("done", ns, container, restartPolicy="Never"))
     p = wait_for(
         "pod Succeeded",
-        lambda: (q := get_pod(e2e_cluster, ns, "done"))["status"].get("phase") == "Succeeded"
-        and q,
+        lambda: (q := get_pod(e2e_cluster, ns, "done"))["status"].get("phase") == "Succeeded" and q,
     )
     assert p["spec"]["nodeName"] == real_node.name
     term = p["status"]["containerStatuses"][0]["state"]["terminated"]
@@ -116,8 +119,11 @@ def test_pod_serves_http_at_its_pod_ip(
         "name": "web",
         "image": BUSYBOX_IMAGE,
         "imagePullPolicy": "Never",
-        "command": ["sh", "-c", 'echo "hello from $POD" > /tmp/index.html; '
-                    "exec httpd -f -p 8080 -h /tmp"],
+        "command": [
+            "sh",
+            "-c",
+            'echo "hello from $POD" > /tmp/index.html; exec httpd -f -p 8080 -h /tmp',
+        ],
         "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         "ports": [{"containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1},
@@ -142,3 +148,49 @@ def test_pod_serves_http_at_its_pod_ip(
     assert ip in real_node.pod_subnet, (ip, real_node.pod_subnet)
     with urllib.request.urlopen(f"http://{ip}:8080/index.html", timeout=5) as resp:
         assert resp.read().decode().strip() == "hello from web"
+
+
+RUNTIME_IMAGE = "modelyard-runtime:dev"  # hack/build-runtime-image.sh
+
+
+def test_runtime_image_runs_on_the_real_node(
+    e2e_cluster: LocalCluster, real_node: RealNode, ns: str
+) -> None:
+    """The image built locally by Docker loads into containerd and runs as its non-root user."""
+    if (
+        subprocess.run(
+            ["/usr/bin/docker", "image", "inspect", RUNTIME_IMAGE], capture_output=True
+        ).returncode
+        != 0
+    ):
+        pytest.skip(f"{RUNTIME_IMAGE} not built (hack/build-runtime-image.sh)")
+    real_node.load_docker_image(RUNTIME_IMAGE)
+    script = (
+        "import json, os, sklearn; "
+        "open('/dev/termination-log', 'w').write(json.dumps("
+        "{'uid': os.getuid(), 'sklearn': sklearn.__version__}))"
+    )
+    container = {
+        "name": "main",
+        "image": RUNTIME_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-c", script],
+        "securityContext": {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    apply(e2e_cluster, pod("runtime", ns, container, restartPolicy="Never"))
+    p = wait_for(
+        "runtime pod Succeeded",
+        lambda: (
+            (q := get_pod(e2e_cluster, ns, "runtime"))["status"].get("phase")
+            in ("Succeeded", "Failed")
+            and q
+        ),
+        timeout=180,
+    )
+    term = p["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0, term
+    assert json.loads(term["message"])["uid"] == 10001
