@@ -8,14 +8,19 @@ from typing import Any
 
 import pytest
 
-from .operator_harness import Modelyard, model_deployment, training_job
+from .operator_harness import Modelyard, model_deployment, training_job, wait_for
 
 pytestmark = pytest.mark.cluster
 
 
 def test_kubectl_explain_and_get(modelyard: Modelyard, ns: str) -> None:
     kubectl = modelyard.kubectl
-    explained = kubectl("explain", "trainingjob.spec")
+    # The API server publishes a new CRD's OpenAPI a moment after it is Established.
+    explained = wait_for(
+        "kubectl explain trainingjob.spec",
+        lambda: kubectl.run("explain", "trainingjob.spec", check=False).stdout,
+        timeout=30,
+    )
     for field in ("dataset", "model", "validation", "backoffLimit", "activeDeadlineSeconds"):
         assert field in explained, explained
     assert "allow-listed estimator" in kubectl("explain", "tj.spec.model.estimator")
