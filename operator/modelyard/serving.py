@@ -324,7 +324,10 @@ def serving_status(
 
     desired = spec.desired_replicas
     if deployment is not None and spec.autoscaling is not None:
-        desired = int((deployment.get("spec") or {}).get("replicas") or desired)
+        # The HPA's choice, but never below minReplicas: a new Deployment starts at 1 replica
+        # until the HPA controller's first sync scales it up (up to 15 s later).
+        chosen = int((deployment.get("spec") or {}).get("replicas") or 0)
+        desired = max(desired, chosen)
     ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
     ready = deployment is not None and rollout_complete(deployment, model, desired)
 

@@ -376,6 +376,18 @@ def test_hpa_decides_the_desired_count() -> None:
     assert (status.phase, status.replicas, status.ready_replicas) == ("Progressing", 3, 2)
 
 
+def test_not_ready_below_min_replicas_before_the_hpa_acts() -> None:
+    body = model_deployment(
+        {
+            "model": {"trainingJobRef": {"name": "iris"}},
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 5},
+        }
+    )
+    fresh = deployment(spec_replicas=1, replicas=1, updated=1, available=1, ready=1)
+    status = serving.serving_status(body, RESOLVED, MODEL, fresh, [], at=AT)
+    assert (status.phase, status.replicas, status.ready_replicas) == ("Progressing", 2, 1)
+
+
 @pytest.mark.parametrize(
     ("reason", "degraded"), [("ModelNotReady", "False"), ("GateNotMet", "True")]
 )
