@@ -16,7 +16,8 @@
 # Progress goes to stderr; the bin dir is the last line on stdout.
 #
 # Env overrides: KUBE_VERSION, ETCD_VERSION, KWOK_VERSION, MODELYARD_CACHE, GO (go binary),
-# BUILD_PARALLELISM (go build -p).
+# BUILD_PARALLELISM (go build -p), KUBE_EXTRA_CMDS (more k8s.io/kubernetes/cmd/* to build
+# into the same bin dir, e.g. KUBE_EXTRA_CMDS="kubelet" for hack/node/up.sh's real node).
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
@@ -27,6 +28,7 @@ BIN="${CACHE}/kube/${KUBE_VERSION}/bin"
 PARALLEL="${BUILD_PARALLELISM:-2}"
 
 KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+read -r -a EXTRA_CMDS <<<"${KUBE_EXTRA_CMDS:-}"
 
 log() { echo "kube-binaries: $*" >&2; }
 
@@ -37,9 +39,13 @@ stamp_ok() { # name wanted-version-prefix
   [[ -x "${BIN}/$1" && -f "${BIN}/.$1.version" ]] && [[ "$(<"${BIN}/.$1.version")" == $2* ]]
 }
 
-need_kube=0 need_etcd=0 need_kwok=0
+need_kube=0 need_etcd=0 need_kwok=0 need_core=0 MISSING_EXTRAS=()
 for c in "${KUBE_CMDS[@]}"; do
-  stamp_ok "$c" "${KUBE_VERSION%.*}." || need_kube=1
+  stamp_ok "$c" "${KUBE_VERSION%.*}." || need_kube=1 need_core=1
+done
+# Extras build only what is missing, so asking for kubelet never relinks the control plane.
+for c in "${EXTRA_CMDS[@]}"; do
+  stamp_ok "$c" "${KUBE_VERSION%.*}." || { need_kube=1; MISSING_EXTRAS+=("$c"); }
 done
 stamp_ok etcd "${ETCD_VERSION}" || need_etcd=1
 stamp_ok kwok "${KWOK_VERSION}" || need_kwok=1
@@ -108,7 +114,10 @@ build_kube_version() { # exact version, e.g. v1.34.4
       awk -v s="${staging}" '{ printf "\t%s => %s %s\n", $1, $1, s }'
     printf ')\n'
   } >>"${dir}/go.mod"
-  for c in "${KUBE_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/${c}"); done
+  local cmds=()
+  ((need_core)) && cmds+=("${KUBE_CMDS[@]}")
+  cmds+=("${MISSING_EXTRAS[@]}")
+  for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/${c}"); done
   write_tools "${dir}" "${pkgs[@]}"
 
   log "kubernetes ${v}: go mod tidy"
@@ -120,11 +129,11 @@ build_kube_version() { # exact version, e.g. v1.34.4
     ldflags+=" -X ${p}.gitVersion=${v} -X ${p}.gitMajor=${major} -X ${p}.gitMinor=${minor_n}"
     ldflags+=" -X ${p}.gitTreeState=clean -X ${p}.buildDate=${build_date}"
   done
-  log "kubernetes ${v}: go build ${KUBE_CMDS[*]} (slow when cold)"
+  log "kubernetes ${v}: go build ${cmds[*]} (slow when cold)"
   rm -rf "${dir}/out" && mkdir -p "${dir}/out"
   (cd "${dir}" && "${GO}" build -p "${PARALLEL}" -trimpath -ldflags "-s -w${ldflags}" \
     -o out/ "${pkgs[@]}") >&2 || return 1
-  install_bins "${dir}/out" "${v}" "${KUBE_CMDS[@]}"
+  install_bins "${dir}/out" "${v}" "${cmds[@]}"
   rm -rf "${dir}/out"
 }
 
