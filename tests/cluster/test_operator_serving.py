@@ -76,8 +76,8 @@ def test_follows_a_training_job(modelyard: Modelyard, ns: str) -> None:
     assert env["MODELYARD_EXPECTED_SHA256"] == said.model.sha256
     assert env["MODELYARD_MODEL_DIR"] == f"/mnt/models/iris/{said.model.version}"
     assert dep["spec"]["replicas"] == 1
-    service = api.get("v1", "Service", ns, "iris")
-    assert service is not None and service["spec"]["selector"] == {
+    service = wait_for("the Service", lambda: api.get("v1", "Service", ns, "iris"))
+    assert service["spec"]["selector"] == {
         "modelyard.io/model-deployment": "iris"
     }
     assert api.get("autoscaling/v2", "HorizontalPodAutoscaler", ns, "iris") is None
