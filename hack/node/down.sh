@@ -60,7 +60,7 @@ stop_pid containerd 20
 
 # Shims of our containerd (they name our socket on their command line) outlive it.
 for p in /proc/[0-9]*; do
-  cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
   if [[ "${cmd}" == *containerd-shim*"-address ${SOCK} "* ]]; then
     kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"
   fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Helpers for up.sh / down.sh: daemons tracked by pid AND kernel start time, so a reused
 # PID is never mistaken for ours. Expects NODE_DIR to be set. Sourced, not run.
 
