@@ -31,6 +31,14 @@ def load_client() -> client.ApiClient:
     return client.ApiClient()
 
 
+def namespace_terminating(error: Exception) -> bool:
+    """The API server refused a create because the namespace is being deleted: nothing to do
+    (the namespace takes our objects and their children with it)."""
+    status = getattr(error, "status", None)
+    body = str(getattr(error, "body", "") or "")
+    return status == 403 and "NamespaceTerminating" in body
+
+
 def _plain(obj: Any) -> dict[str, Any]:
     data = obj.to_dict() if hasattr(obj, "to_dict") else obj
     return dict(data) if data else {}
@@ -142,5 +150,7 @@ class Kube:
             self._resource("v1", "Event").create(body=event, namespace=meta.get("namespace"))
         except ConflictError:
             pass
-        except Exception:
+        except Exception as error:
+            if namespace_terminating(error):
+                return
             log.warning("could not post event %s for %s", reason, meta.get("name"), exc_info=True)

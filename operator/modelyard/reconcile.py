@@ -26,7 +26,7 @@ from modelyard.api import (
     ObjectMeta,
 )
 from modelyard.conditions import now
-from modelyard.kube import Kube
+from modelyard.kube import Kube, namespace_terminating
 from modelyard.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -83,11 +83,17 @@ class Reconciler:
 
     @contextmanager
     def _exclusive(self, kind: str, namespace: str, name: str) -> Iterator[None]:
-        """One reconcile per object at a time (an object and its children trigger concurrently)."""
+        """One reconcile per object at a time (an object and its children trigger concurrently).
+        A namespace being deleted refuses new objects; that ends the reconcile quietly."""
         with self._guard:
             lock = self._locks.setdefault((kind, namespace, name), threading.Lock())
         with lock:
-            yield
+            try:
+                yield
+            except ApiException as error:
+                if not namespace_terminating(error):
+                    raise
+                log.debug("%s %s/%s: namespace is being deleted", kind, namespace, name)
 
     def _write_status(self, body: dict[str, Any], desired: dict[str, Any]) -> None:
         patch = status_patch(body.get("status"), desired)

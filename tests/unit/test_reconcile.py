@@ -267,3 +267,26 @@ def test_transition_events() -> None:
     assert reconcile.transition(None, "Pending") == ("Pending", False)
     assert reconcile.transition("Running", "Failed") == ("Failed", True)
     assert reconcile.transition("Ready", "Degraded") == ("Degraded", True)
+
+
+def test_a_namespace_being_deleted_ends_the_reconcile_quietly(
+    kube: MemoryKube, operator: Reconciler
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    def refuse(manifest: dict[str, Any]) -> dict[str, Any]:
+        error = ApiException(status=403, reason="Forbidden")
+        error.body = '{"details":{"causes":[{"reason":"NamespaceTerminating"}]}}'
+        raise error
+
+    kube.apply = refuse  # type: ignore[method-assign]
+    kube.put(training_job())
+    operator.training_job("ml", "iris")  # no exception
+    assert kube.status_patches == []
+
+    def forbidden(manifest: dict[str, Any]) -> dict[str, Any]:
+        raise ApiException(status=403, reason="Forbidden")  # RBAC: must surface
+
+    kube.apply = forbidden  # type: ignore[method-assign]
+    with pytest.raises(ApiException):
+        operator.training_job("ml", "iris")
