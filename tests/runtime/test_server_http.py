@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import (
+from runtime_support import (
     TEST_MAX_BODY_BYTES,
     Server,
     TrainerRun,

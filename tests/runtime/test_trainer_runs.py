@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-from conftest import TrainerRun, run_trainer
 from modelyard_runtime.contract import ExitCode, ModelMetadata, TrainerResult
 from modelyard_runtime.serve.model import sha256_of
 from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
+from runtime_support import TrainerRun, run_trainer
 
 pytestmark = pytest.mark.runtime
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Server, TrainerRun
+from runtime_support import Server, TrainerRun
 
 pytestmark = pytest.mark.runtime
 

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-
 from modelyard_runtime.contract import FeatureInfo
 from modelyard_runtime.serve.codec import (
     Signature,
@@ -72,7 +71,8 @@ def test_one_input_per_feature_column_in_any_order() -> None:
 def test_id_outputs_and_extra_parameters() -> None:
     request = decode({
         "id": "req-1", "parameters": {"binary_data_output": False, "x": [1]},
-        "inputs": [{**tensor("x", [1, 3], "FP64", [1, 2, 3]), "parameters": {"binary_data": False}}],
+        "inputs": [{**tensor("x", [1, 3], "FP64", [1, 2, 3]),
+                    "parameters": {"binary_data": False}}],
         "outputs": [{"name": "predict_proba", "parameters": {"binary_data": False}},
                     {"name": "predict"}],
     })
@@ -178,7 +178,9 @@ def test_encode_string_labels() -> None:
                                   "data": ["a", "b"]}
 
 
-def _binary_request(inputs: list[tuple[str, list[int], str, bytes]]) -> tuple[dict[str, Any], bytes]:
+def _binary_request(
+    inputs: list[tuple[str, list[int], str, bytes]],
+) -> tuple[dict[str, Any], bytes]:
     header = {"inputs": [
         {"name": n, "shape": s, "datatype": d, "parameters": {"binary_data_size": len(b)}}
         for n, s, d, b in inputs]}

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sklearn.base import is_classifier, is_regressor
-
 from modelyard_runtime.contract import CLASSIFIERS, ESTIMATORS, REGRESSORS, ExitCode
 from modelyard_runtime.train.errors import InvalidSpec
 from modelyard_runtime.train.estimators import ESTIMATOR_CLASSES, make_estimator
+from sklearn.base import is_classifier, is_regressor
 
 
 def test_mapping_covers_exactly_the_contract_allow_list() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from modelyard_runtime.spec import GateThreshold
 from modelyard_runtime.train.metrics import (
     describe_gate_failure,

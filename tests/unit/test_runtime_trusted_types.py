@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-
 from modelyard_runtime.contract import ESTIMATORS, task_of
 from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 from modelyard_runtime.train.estimators import make_estimator

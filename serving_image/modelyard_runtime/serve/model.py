@@ -75,7 +75,8 @@ class LoadedModel:
         matrix = np.empty((len(rows), self.n_features), dtype=object)
         for j, info in enumerate(self.features):
             column = [np.nan if row[j] is None else row[j] for row in rows]
-            matrix[:, j] = np.asarray(column, dtype=np.float64) if info.kind == "numeric" else column
+            numeric = info.kind == "numeric"
+            matrix[:, j] = np.asarray(column, dtype=np.float64) if numeric else column
         return matrix
 
     def warm_up(self) -> None:

@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         parser = _Parser(prog="modelyard-train", description=__doc__.splitlines()[0])
-        parser.add_argument("--spec", help="TrainingSpec JSON file (default: $%s)"
-                            % ENV_TRAINING_SPEC)
-        parser.add_argument("--output-dir", help="where <version>/ is written (default: $%s)"
-                            % ENV_OUTPUT_DIR)
+        parser.add_argument("--spec",
+                            help=f"TrainingSpec JSON file (default: ${ENV_TRAINING_SPEC})")
+        parser.add_argument("--output-dir",
+                            help=f"where <version>/ is written (default: ${ENV_OUTPUT_DIR})")
         args = parser.parse_args(argv)
         spec = _load_spec(args)
         output_dir = args.output_dir or os.environ.get(ENV_OUTPUT_DIR)
@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         code = ExitCode.OK if result.succeeded else ExitCode.GATE_NOT_MET
         log.info("finished", extra={"reason": result.reason, "exitCode": int(code)})
     except _ArgumentError as error:
-        result, code = TrainerResult(reason="InvalidSpec", message=str(error)), ExitCode.INVALID_SPEC
+        log.error("invalid arguments", extra={"error": str(error)})
+        result = TrainerResult(reason="InvalidSpec", message=str(error))
+        code = ExitCode.INVALID_SPEC
     except TrainerError as error:
         log.error("training failed", extra={"reason": error.reason, "error": error.message})
         result, code = TrainerResult(reason=error.reason, message=error.message), error.exit_code

@@ -86,10 +86,7 @@ def _load_file(path: str, file_format: str) -> tuple[pd.DataFrame, str]:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     try:
-        if file_format == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
+        frame = pd.read_parquet(path) if file_format == "parquet" else pd.read_csv(path)
     except pd.errors.EmptyDataError as error:
         raise InvalidData(f"dataset file {path} is empty: {error}") from error
     except (ValueError, OSError, pd.errors.ParserError) as error:

@@ -54,7 +54,8 @@ def to_matrix(features: pd.DataFrame, described: Sequence[FeatureInfo]) -> np.nd
     """The array the pipeline is fitted on (and the server predicts from): float64 when every
     feature is numeric, else an object array with NaN for missing values."""
     if all(f.kind == "numeric" for f in described):
-        return features.to_numpy(dtype=np.float64, na_value=np.nan)
+        matrix: np.ndarray = features.to_numpy(dtype=np.float64, na_value=np.nan)
+        return matrix
     columns: list[np.ndarray] = []
     for info in described:
         column = features[info.name]

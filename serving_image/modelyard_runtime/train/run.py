@@ -123,7 +123,7 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
     else:
         reason, message = "GateNotMet", "; ".join([metrics.describe_gate_failure(gate), *notes])
     return TrainerResult(
-        reason=reason,  # type: ignore[arg-type]
+        reason=reason,
         message=message, task=task,
         model=ModelRef(uri=uri, version=config.version, sha256=metadata.sha256),
         metrics=held_out, cv_metrics=outcome.cv_metrics, best_params=outcome.best_params,

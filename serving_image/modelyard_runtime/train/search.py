@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 from scipy.stats import loguniform, randint, uniform
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, ParameterSampler, StratifiedKFold
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    ParameterGrid,
+    ParameterSampler,
+    StratifiedKFold,
+)
 from sklearn.pipeline import Pipeline
 
 from modelyard_runtime.contract import LOWER_IS_BETTER, Task
@@ -79,7 +85,9 @@ def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
 
 
-def check_candidates(name: str, estimator: BaseEstimator, params: Sequence[Mapping[str, Any]]) -> None:
+def check_candidates(
+    name: str, estimator: BaseEstimator, params: Sequence[Mapping[str, Any]],
+) -> None:
     """Fail on a bad name or value before fitting anything."""
     for candidate in params:
         check_param_names(name, estimator, candidate)
