@@ -138,12 +138,14 @@ def _terminate(
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: the kernel sends SIGTERM to the child when the test process dies.
+    """preexec_fn: the kernel SIGKILLs the child when the test process dies.
 
-    Why: a pytest run killed by a CI timeout must not leave an apiserver behind.
+    Why: a pytest run killed by a CI timeout must not leave an apiserver behind. SIGKILL,
+    not SIGTERM: nobody is left to wait for a graceful shutdown, and kube-apiserver takes
+    tens of seconds to finish one when etcd is dying at the same moment.
     """
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -563,7 +565,7 @@ class LocalCluster:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok on 127.0.0.1.
 
     ``detached=True`` starts the processes so they outlive this Python process (for the
-    ``up`` CLI); otherwise they are tied to it and get SIGTERM if it dies.
+    ``up`` CLI); otherwise they are tied to it and are killed if it dies.
     """
 
     def __init__(
@@ -582,6 +584,7 @@ class LocalCluster:
         self.stop_timeout = stop_timeout
         self.api_port = 0
         self.server = ""
+        self._etcd_url = ""
         self._admin_token = ""
         self._procs: list[_Proc] = []
 
@@ -610,13 +613,12 @@ class LocalCluster:
         if self._procs:
             raise ClusterError("cluster already started")
         try:
-            self._prepare()
-            self._start_components()
             deadline = time.monotonic() + self.start_timeout
-            self._wait("apiserver /readyz", deadline, self._readyz)
-            self._wait("default ServiceAccount", deadline, self._default_sa_exists)
+            self._prepare()
+            self._start_components(deadline)
+            self._wait("default ServiceAccount", self._default_sa_exists, deadline)
             self._create_node()
-            self._wait(f"node {NODE_NAME} Ready", deadline, self._node_ready)
+            self._wait(f"node {NODE_NAME} Ready", self._node_ready, deadline)
         except BaseException:
             self.stop()
             raise
@@ -731,7 +733,7 @@ class LocalCluster:
         lay, b = self.layout, self.bin_dir
         pki = lay.pki
         etcd_client, etcd_peer = free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_client}"
+        etcd_url = self._etcd_url = f"http://127.0.0.1:{etcd_client}"
         peer_url = f"http://127.0.0.1:{etcd_peer}"
         return {
             "etcd": [
@@ -806,8 +808,15 @@ class LocalCluster:
             ],
         }
 
-    def _start_components(self) -> None:
+    def _start_components(self, deadline: float) -> None:
         commands = self._commands()
+        # Each gate holds back the next components until their dependency serves: starting
+        # all at once works too, but fills the logs with connection-refused and RBAC-forbidden
+        # noise (bootstrap roles do not exist yet) that hides real problems.
+        gates: dict[str, tuple[str, Callable[[], bool]]] = {
+            "etcd": ("etcd /health", self._etcd_healthy),
+            "kube-apiserver": ("apiserver /readyz", self._readyz),
+        }
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         # kwok otherwise also loads ~/.kwok/kwok.yaml, which could add or change stages.
         env["KWOK_WORKDIR"] = str(self.layout.kwok_home)
@@ -834,6 +843,8 @@ class LocalCluster:
                 raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
             self._procs.append(_Proc(name, popen.pid, start_time, popen))
             self._save_pids()
+            if name in gates:
+                self._wait(*gates[name], deadline=deadline)
 
     def _create_node(self) -> None:
         key, value = KWOK_NODE_ANNOTATION
@@ -857,14 +868,14 @@ class LocalCluster:
 
     # -- readiness ----------------------------------------------------------------------
 
-    def _wait(self, what: str, deadline: float, check: Callable[[], bool]) -> None:
+    def _wait(self, what: str, check: Callable[[], bool], deadline: float) -> None:
         last_error = ""
         while time.monotonic() < deadline:
             self._check_processes()
             try:
                 if check():
                     return
-            except (ClusterError, OSError) as e:
+            except (ClusterError, OSError, ValueError) as e:
                 last_error = str(e)
             time.sleep(0.5)
         raise ClusterError(f"timed out waiting for {what}; last error: {last_error or 'none'}")
@@ -877,6 +888,10 @@ class LocalCluster:
                 raise ClusterError(
                     f"{proc.name} exited with {proc.popen.returncode}; {log}:\n{tail}"
                 )
+
+    def _etcd_healthy(self) -> bool:
+        with urllib.request.urlopen(self._etcd_url + "/health", timeout=5) as resp:
+            return bool(json.loads(resp.read()).get("health") == "true")
 
     def _readyz(self) -> bool:
         req = urllib.request.Request(
