@@ -77,9 +77,7 @@ def test_follows_a_training_job(modelyard: Modelyard, ns: str) -> None:
     assert env["MODELYARD_MODEL_DIR"] == f"/mnt/models/iris/{said.model.version}"
     assert dep["spec"]["replicas"] == 1
     service = wait_for("the Service", lambda: api.get("v1", "Service", ns, "iris"))
-    assert service["spec"]["selector"] == {
-        "modelyard.io/model-deployment": "iris"
-    }
+    assert service["spec"]["selector"] == {"modelyard.io/model-deployment": "iris"}
     assert api.get("autoscaling/v2", "HorizontalPodAutoscaler", ns, "iris") is None
 
     md = wait_ready(modelyard, ns, "iris")
