@@ -5,8 +5,9 @@
 #
 # With CLUSTER_DIR (and its apiserver still up) the node leaves cleanly: cordon, delete its
 # pods (kubelet tears them down, CNI DEL included), delete the Node. Then, in every case:
-# kubelet stops; leftover containers are killed through our containerd; containerd and its
-# shims stop; our pod netns mounts, IPAM leases, bridge and CNI iptables rules are removed.
+# kubelet and kube-proxy stop (kube-proxy --cleanup removes its KUBE-* rules); leftover
+# containers are killed through our containerd; containerd and its shims stop; our pod netns
+# mounts, IPAM leases, bridge and CNI iptables rules are removed.
 # Only things carrying our names/paths are touched (Docker's containerd, docker0 and Docker's
 # iptables chains are left alone). Keeps images and NODE_DIR/images (fast next up).
 set -uo pipefail
@@ -35,6 +36,14 @@ if [[ -n "${CLUSTER_DIR}" && -f "${CLUSTER_DIR}/kubeconfig" ]] && pid_alive kube
 fi
 
 stop_pid kubelet 20
+# kube-proxy's iptables chains (KUBE-*) go with it; only when we ran one.
+if [[ -f "${NODE_DIR}/pids/kube-proxy" ]]; then
+  stop_pid kube-proxy 10
+  if [[ -x "${BIN}/kube-proxy" ]]; then
+    "${BIN}/kube-proxy" --cleanup --config="${NODE_DIR}/kube-proxy.yaml" \
+      >>"${NODE_DIR}/logs/kube-proxy.log" 2>&1 || log "kube-proxy --cleanup failed (see its log)"
+  fi
+fi
 if [[ -s "${NODE_DIR}/sysctl.orig" ]] && ! pid_alive kubelet; then
   while IFS= read -r kv; do sysctl -q -w "${kv}" >/dev/null || log "could not restore ${kv}"; done \
     <"${NODE_DIR}/sysctl.orig"
@@ -83,9 +92,38 @@ for chain in $(iptables -t nat -S POSTROUTING 2>/dev/null |
   iptables -t nat -F "${chain}" 2>/dev/null && iptables -t nat -X "${chain}" 2>/dev/null
 done
 
+# The CNI firewall plugin's chains, once no rule for any pod is left in them.
+if ! iptables -S CNI-FORWARD 2>/dev/null | grep -q -- '-A CNI-FORWARD -j CNI-ADMIN' ||
+  [[ $(iptables -S CNI-FORWARD 2>/dev/null | grep -c '^-A') -le 1 ]]; then
+  while iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null; do :; done
+  iptables -F CNI-FORWARD 2>/dev/null && iptables -X CNI-FORWARD 2>/dev/null
+  iptables -F CNI-ADMIN 2>/dev/null && iptables -X CNI-ADMIN 2>/dev/null
+fi
+
+# kubelet's own iptables chains (canaries, KUBE-FIREWALL's localnet DROP, the mode hint), in
+# both families -- unless some other kubelet on this machine still uses them.
+if ! pgrep -x kubelet >/dev/null; then
+  for ipt in iptables ip6tables; do
+    command -v "${ipt}" >/dev/null || continue
+    for hook in INPUT OUTPUT; do
+      while "${ipt}" -t filter -D "${hook}" -j KUBE-FIREWALL 2>/dev/null; do :; done
+    done
+    for tc in filter:KUBE-FIREWALL mangle:KUBE-IPTABLES-HINT \
+      mangle:KUBE-KUBELET-CANARY filter:KUBE-KUBELET-CANARY nat:KUBE-KUBELET-CANARY; do
+      "${ipt}" -t "${tc%%:*}" -F "${tc#*:}" 2>/dev/null && "${ipt}" -t "${tc%%:*}" -X "${tc#*:}" 2>/dev/null
+    done
+  done
+fi
+
 # kubelet's bind mounts (pod volumes, its rshared root) under its root dir.
 if [[ -d /var/lib/modelyard-kubelet ]]; then
   findmnt -rn -o TARGET | grep '^/var/lib/modelyard-kubelet' | sort -r |
     while read -r m; do umount "${m}" 2>/dev/null || umount -l "${m}" 2>/dev/null; done
 fi
+# kubelet's /var/log/containers symlinks into our pod log dir (it removes them with the pods;
+# these are leftovers of pods it never got to clean up).
+for l in /var/log/containers/*.log; do
+  [[ -L "${l}" && "$(readlink "${l}")" == "${NODE_DIR}/pod-logs/"* ]] && rm -f "${l}"
+done
+rmdir /var/log/containers 2>/dev/null # kubelet creates it; gone again if nothing else uses it
 log "node ${NODE_NAME} down"
