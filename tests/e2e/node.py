@@ -2,8 +2,10 @@
 
 The cluster tier (tests/cluster) fakes the node with kwok; this tier runs pods for real:
 containers start, exit codes and termination messages are real, pod IPs answer HTTP.
-It needs root, Debian's containerd and CNI plugins, and a kubelet built by
-``KUBE_EXTRA_CMDS=kubelet hack/kube-binaries.sh``. ``unavailable()`` says what is missing.
+It needs root, Debian's containerd and CNI plugins, and kubelet + kube-proxy built by
+``KUBE_EXTRA_CMDS="kubelet kube-proxy" hack/kube-binaries.sh``. ``unavailable()`` says what
+is missing. Pods reach each other and Service ClusterIPs; the host reaches pod IPs and
+ClusterIPs; pods cannot reach the apiserver (127.0.0.1 only), and there is no cluster DNS.
 
 Usage::
 
@@ -49,8 +51,10 @@ def unavailable(bin_dir: Path) -> str | None:
             return f"{tool} not found (apt-get install containerd runc iptables openssl)"
     if not Path("/usr/lib/cni/bridge").exists():
         return "CNI plugins missing (apt-get install containernetworking-plugins)"
-    if not os.access(bin_dir / "kubelet", os.X_OK):
-        return f"no kubelet in {bin_dir} (KUBE_EXTRA_CMDS=kubelet hack/kube-binaries.sh)"
+    for cmd in ("kubelet", "kube-proxy"):
+        if not os.access(bin_dir / cmd, os.X_OK):
+            build = "KUBE_EXTRA_CMDS='kubelet kube-proxy' hack/kube-binaries.sh"
+            return f"no {cmd} in {bin_dir} ({build})"
     return None
 
 

@@ -150,6 +150,81 @@ def test_pod_serves_http_at_its_pod_ip(
         assert resp.read().decode().strip() == "hello from web"
 
 
+def test_service_cluster_ip_from_host_and_from_a_pod(
+    e2e_cluster: LocalCluster, real_node: RealNode, ns: str
+) -> None:
+    """kube-proxy on the node: a Service's ClusterIP load-balances to ready pods."""
+    web = {
+        "name": "web",
+        "image": BUSYBOX_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "hostname > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"],
+        "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1},
+    }
+    apply(
+        e2e_cluster,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [web], "terminationGracePeriodSeconds": 1},
+                },
+            },
+        },
+    )
+    apply(
+        e2e_cluster,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+    e2e_cluster.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=90s")
+    svc = json.loads(e2e_cluster.kubectl("get", "service", "web", "-n", ns, "-o", "json"))
+    cluster_ip = svc["spec"]["clusterIP"]
+    pods = json.loads(e2e_cluster.kubectl("get", "pods", "-n", ns, "-l", "app=web", "-o", "json"))
+    names = {p["metadata"]["name"] for p in pods["items"]}
+
+    def served() -> set[str]:
+        seen = set()
+        for _ in range(20):
+            try:
+                with urllib.request.urlopen(f"http://{cluster_ip}/index.html", timeout=3) as r:
+                    seen.add(r.read().decode().strip())
+            except OSError:
+                return set()  # rules not programmed yet
+        return seen
+
+    assert wait_for("the ClusterIP to answer", served) <= names
+
+    # From inside a pod (busybox's static wget segfaults on lookups; nc is enough).
+    fetch = f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {cluster_ip} 80 | tail -1"
+    client = {
+        "name": "c",
+        "image": BUSYBOX_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", f"{fetch} > /dev/termination-log"],
+    }
+    apply(e2e_cluster, pod("client", ns, client, restartPolicy="Never"))
+    p = wait_for(
+        "client pod done",
+        lambda: (
+            (q := get_pod(e2e_cluster, ns, "client"))["status"].get("phase")
+            in ("Succeeded", "Failed")
+            and q
+        ),
+    )
+    message = p["status"]["containerStatuses"][0]["state"]["terminated"].get("message", "")
+    assert message.strip() in names, message
+
+
 RUNTIME_IMAGE = "modelyard-runtime:dev"  # hack/build-runtime-image.sh
 
 
