@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,16 @@ import pytest
 
 from tests.cluster.localcluster import NODE_NAME as KWOK_NODE
 from tests.cluster.localcluster import LocalCluster, default_bin_dir, missing_binaries
+
+# The operator harness's fixtures (modelyard, operator, ns) run on top of `local_cluster`,
+# which here is the e2e cluster with the real node (see `local_cluster` below).
+from tests.cluster.operator_harness import (  # noqa: F401
+    RUNTIME_IMAGE,
+    modelyard,
+    ns,
+    operator,
+    pytest_runtest_makereport,
+)
 
 from .node import RealNode, unavailable
 
@@ -47,3 +58,31 @@ def real_node(e2e_cluster: LocalCluster) -> Iterator[RealNode]:
     with RealNode(e2e_cluster) as node:
         e2e_cluster.kubectl("taint", "node", KWOK_NODE, KWOK_TAINT, "--overwrite")
         yield node
+
+
+@pytest.fixture(scope="session")
+def local_cluster(e2e_cluster: LocalCluster, real_node: RealNode) -> LocalCluster:
+    """For operator_harness: the cluster whose pods run on the real node."""
+    return e2e_cluster
+
+
+def _full(ref: str) -> str:
+    """Docker's short names as containerd stores them (docker.io/library/x:tag)."""
+    return ref if "/" in ref else f"docker.io/library/{ref}"
+
+
+@pytest.fixture(scope="session")
+def runtime_image(real_node: RealNode) -> str:
+    """modelyard-runtime:dev from Docker, loaded into the node as the harness's RUNTIME_IMAGE."""
+    source = os.environ.get("MODELYARD_E2E_RUNTIME_IMAGE", "modelyard-runtime:dev")
+    if (
+        subprocess.run(
+            ["/usr/bin/docker", "image", "inspect", source], capture_output=True
+        ).returncode
+        != 0
+    ):
+        _skip_or_fail(f"{source} not built (hack/build-runtime-image.sh)")
+    real_node.load_docker_image(source)
+    if _full(source) != _full(RUNTIME_IMAGE):
+        real_node.ctr("images", "tag", "--force", _full(source), _full(RUNTIME_IMAGE))
+    return RUNTIME_IMAGE

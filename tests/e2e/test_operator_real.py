@@ -1,0 +1,104 @@
+"""The operator end to end on a real node: a TrainingJob really trains, its ModelDeployment
+really serves, and an inference request gets real predictions.
+
+Same fixtures as tests/cluster (operator_harness: CRDs, shipped RBAC, operator as a host
+process with its ServiceAccount's token), but ``local_cluster`` is the e2e cluster whose pods
+run on the kubelet of hack/node/up.sh, with the runtime image loaded into its containerd.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.operator_harness import (
+    Modelyard,
+    condition_is,
+    model_deployment,
+    phase,
+    training_job,
+    wait_for,
+)
+
+from .node import RealNode
+
+pytestmark = pytest.mark.e2e
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+
+
+def infer(url: str) -> dict[str, Any]:
+    body = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [len(ROWS), 4],
+                "datatype": "FP64",
+                "data": [v for row in ROWS for v in row],
+            }
+        ]
+    }
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+def test_train_then_serve_for_real(
+    modelyard: Modelyard, ns: str, runtime_image: str, real_node: RealNode
+) -> None:
+    api, kubectl = modelyard.api, modelyard.kubectl
+    # The harness's models PV is a hostPath; on a real node it is a real directory, and the
+    # trainer runs as UID 10001.
+    models = Path(f"/tmp/modelyard-test/{ns}")
+    models.mkdir(parents=True, exist_ok=True)
+    models.chmod(0o777)
+
+    kubectl.apply(training_job("iris"), model_deployment("iris", training_job="iris"), namespace=ns)
+    tj = wait_for(
+        "TrainingJob iris finished",
+        lambda: (t := api.tj(ns, "iris")) and phase(t) in ("Succeeded", "Failed") and t,
+        timeout=300,
+        show=lambda: {
+            "tj": api.tj(ns, "iris"),
+            "pods": kubectl("get", "pods", "-n", ns, "-o", "wide"),
+        },
+    )
+    assert phase(tj) == "Succeeded", json.dumps(tj.get("status"), indent=2)
+    model = tj["status"]["model"]
+    # The trainer really wrote the artifact into the volume.
+    assert any(models.rglob("*")), "no files in the models volume"
+
+    md = wait_for(
+        "ModelDeployment iris Ready",
+        lambda: (m := api.md(ns, "iris")) is not None and condition_is(m, "Ready") and m,
+        timeout=180,
+        show=lambda: {
+            "md": api.md(ns, "iris"),
+            "pods": kubectl("get", "pods", "-n", ns, "-o", "wide"),
+        },
+    )
+    assert md["status"]["model"]["sha256"] == model["sha256"]
+
+    pods = json.loads(
+        kubectl("get", "pods", "-n", ns, "-l", "modelyard.io/model-deployment=iris", "-o", "json")
+    )["items"]
+    ready = [p for p in pods if condition_is(p, "Ready")]
+    assert ready and ready[0]["spec"]["nodeName"] == real_node.name
+    pod_ip = ready[0]["status"]["podIP"]
+    port = ready[0]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    out = infer(f"http://{pod_ip}:{port}/v2/models/iris/infer")
+    assert out["outputs"][0]["data"] == [0, 2, 1], out
+
+    # And through the Service (kube-proxy on the node).
+    svc = api.get("v1", "Service", ns, "iris")
+    assert svc is not None
+    svc_port = svc["spec"]["ports"][0]["port"]
+    out = infer(f"http://{svc['spec']['clusterIP']}:{svc_port}/v2/models/iris/infer")
+    assert out["outputs"][0]["data"] == [0, 2, 1], out
