@@ -612,6 +612,9 @@ class LocalCluster:
             )
         if self._procs:
             raise ClusterError("cluster already started")
+        # Checked before the try: its cleanup must never stop a cluster we did not start.
+        if any(self.running().values()):
+            raise ClusterError(f"a cluster from {self.work_dir} is still running; stop it first")
         try:
             deadline = time.monotonic() + self.start_timeout
             self._prepare()
@@ -689,8 +692,6 @@ class LocalCluster:
 
     def _prepare(self) -> None:
         lay = self.layout
-        if lay.pids.exists() and any(self.running().values()):
-            raise ClusterError(f"a cluster from {lay.root} is still running; stop it first")
         for path in lay.generated():
             if path.is_dir():
                 shutil.rmtree(path)
@@ -978,6 +979,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"cluster in {cluster.work_dir} stopped", file=sys.stderr)
     else:
         states = cluster.running()
+        if not states:
+            print(f"no cluster started from {cluster.work_dir}")
         for name, alive in states.items():
             print(f"{name}: {'running' if alive else 'stopped'}")
         return 0 if states and all(states.values()) else 1
