@@ -39,23 +39,41 @@ stamp_ok() { # name wanted-version-prefix
   [[ -x "${BIN}/$1" && -f "${BIN}/.$1.version" ]] && [[ "$(<"${BIN}/.$1.version")" == $2* ]]
 }
 
-need_kube=0 need_etcd=0 need_kwok=0 need_core=0 MISSING_EXTRAS=()
-for c in "${KUBE_CMDS[@]}"; do
-  stamp_ok "$c" "${KUBE_VERSION%.*}." || need_kube=1 need_core=1
-done
-# Extras build only what is missing, so asking for kubelet never relinks the control plane.
-for c in "${EXTRA_CMDS[@]}"; do
-  stamp_ok "$c" "${KUBE_VERSION%.*}." || { need_kube=1; MISSING_EXTRAS+=("$c"); }
-done
-stamp_ok etcd "${ETCD_VERSION}" || need_etcd=1
-stamp_ok kwok "${KWOK_VERSION}" || need_kwok=1
+compute_needs() {
+  need_kube=0 need_etcd=0 need_kwok=0 need_core=0 MISSING_EXTRAS=()
+  local c
+  for c in "${KUBE_CMDS[@]}"; do
+    stamp_ok "$c" "${KUBE_VERSION%.*}." || need_kube=1 need_core=1
+  done
+  # Extras build only what is missing, so asking for kubelet never relinks the control plane.
+  for c in "${EXTRA_CMDS[@]}"; do
+    stamp_ok "$c" "${KUBE_VERSION%.*}." || { need_kube=1; MISSING_EXTRAS+=("$c"); }
+  done
+  stamp_ok etcd "${ETCD_VERSION}" || need_etcd=1
+  stamp_ok kwok "${KWOK_VERSION}" || need_kwok=1
+  ((need_kube + need_etcd + need_kwok > 0))
+}
 
-if ((need_kube + need_etcd + need_kwok == 0)); then
+if ! compute_needs; then
   echo "${BIN}"
   exit 0
 fi
 
-# ---- slow path: we need Go -------------------------------------------------------------
+# ---- slow path -------------------------------------------------------------------------
+# One build at a time per cache: several sessions/CI jobs share this machine, and two builds
+# would delete each other's wrapper modules. Whoever waited re-checks: the first may have
+# built everything already.
+mkdir -p "${BIN}" "${CACHE}/work"
+exec 9>"${CACHE}/kube/.build.lock"
+if ! flock -n 9; then
+  log "another build holds ${CACHE}/kube/.build.lock; waiting"
+  flock 9
+fi
+if ! compute_needs; then
+  echo "${BIN}"
+  exit 0
+fi
+
 GO="${GO:-}"
 if [[ -z "${GO}" ]]; then
   if command -v go >/dev/null 2>&1; then GO="$(command -v go)"
@@ -67,7 +85,6 @@ fi
 # go.mod's toolchain line trigger a toolchain download.
 export GOCACHE="${CACHE}/go-build" GOMODCACHE="${CACHE}/go-mod" GOPATH="${CACHE}/go-path"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
-mkdir -p "${BIN}" "${CACHE}/work"
 log "using $("${GO}" version)"
 
 # Wrapper modules are generated fresh under the cache; they are build scaffolding only.
