@@ -103,6 +103,8 @@ ENV_MODEL_NAME = "MODELYARD_MODEL_NAME"  # the V2 model name
 ENV_EXPECTED_SHA256 = "MODELYARD_EXPECTED_SHA256"  # optional pin, verified before load
 ENV_PORT = "MODELYARD_PORT"
 ENV_MAX_BODY_BYTES = "MODELYARD_MAX_BODY_BYTES"
+ENV_HOST = "MODELYARD_HOST"  # the server's listen address (default 0.0.0.0)
+ENV_LOG_LEVEL = "MODELYARD_LOG_LEVEL"  # both entrypoints (default info)
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"
 DEFAULT_DATA_ROOT = "/mnt/data"

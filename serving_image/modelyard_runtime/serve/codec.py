@@ -20,6 +20,7 @@ send holes).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -208,9 +209,10 @@ def _is_matrix(tensor: Any, signature: Signature) -> bool:
 
 def _array(name: str, shape: list[int], datatype: str, data: Any) -> np.ndarray:
     """``data`` (flat or nested, row-major) as an array of ``shape``, type-checked."""
-    if not isinstance(data, list | np.ndarray):
+    from_binary = isinstance(data, np.ndarray)
+    if not from_binary and not isinstance(data, list):
         raise bad(f"input {name!r}: 'data' must be a list")
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)
     try:
         array = np.asarray(data, dtype=object if datatype == "BYTES" else None)
     except (ValueError, OverflowError):
@@ -230,7 +232,8 @@ def _array(name: str, shape: list[int], datatype: str, data: Any) -> np.ndarray:
         elif datatype.startswith(("INT", "UINT")):
             if kind not in _INT_KINDS:
                 raise bad(f"input {name!r}: datatype {datatype} needs integers")
-        elif kind == "f" and not np.isfinite(array).all():
+        # orjson refuses NaN and infinity in JSON, so only raw binary data can carry them.
+        elif kind == "f" and from_binary and not np.isfinite(array).all():
             raise bad(f"input {name!r}: NaN and infinity are not accepted")
     return array.reshape(shape)
 

@@ -47,18 +47,24 @@ class _BoundMetrics:
         self._metrics, self._model, self._version = metrics, model, version
         self._by_class = {str(c): metrics.predictions.labels(model, version, str(c))
                           for c in (classes if classes is not None else [])}
+        # Keyed by the predicted value itself, so the hot path skips str().
+        self._by_value: dict[object, Counter] = {
+            c: self._by_class[str(c)] for c in (classes if classes is not None else [])}
 
     def count_predictions(self, predicted: np.ndarray) -> None:
         if not self._by_class:
             return
-        if predicted.shape[0] == 1:
-            self._class(predicted[0]).inc()
+        if predicted.shape[0] == 1:  # the common case: no np.unique
+            self._class(predicted.item()).inc()
             return
         labels, counts = np.unique(predicted, return_counts=True)
         for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
             self._class(label).inc(count)
 
     def _class(self, label: object) -> Counter:
+        child = self._by_value.get(label)
+        if child is not None:
+            return child
         key = str(label.item() if isinstance(label, np.generic) else label)
         child = self._by_class.get(key)
         if child is None:  # a label outside metadata's classes: still counted

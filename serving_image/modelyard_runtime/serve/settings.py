@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from modelyard_runtime.contract import (
     DEFAULT_SERVE_PORT,
     ENV_EXPECTED_SHA256,
+    ENV_HOST,
+    ENV_LOG_LEVEL,
     ENV_MAX_BODY_BYTES,
     ENV_MODEL_DIR,
     ENV_MODEL_NAME,
@@ -46,10 +48,10 @@ class Settings:
             model_dir=model_dir,
             model_name=env.get(ENV_MODEL_NAME, "").strip() or DEFAULT_MODEL_NAME,
             expected_sha256=expected,
-            host=env.get("MODELYARD_HOST", "0.0.0.0"),
+            host=env.get(ENV_HOST, "0.0.0.0"),
             port=_int(env, ENV_PORT, DEFAULT_SERVE_PORT),
             max_body_bytes=_int(env, ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES),
-            log_level=env.get("MODELYARD_LOG_LEVEL", "info").lower(),
+            log_level=env.get(ENV_LOG_LEVEL, "info").lower(),
         )
 
 

@@ -24,6 +24,7 @@ from modelyard_runtime.contract import (
     DEFAULT_DATA_ROOT,
     DEFAULT_RESULT_PATH,
     ENV_DATA_ROOT,
+    ENV_LOG_LEVEL,
     ENV_MODEL_VERSION,
     ENV_OUTPUT_DIR,
     ENV_RESULT_PATH,
@@ -94,7 +95,7 @@ def _load_spec(args: argparse.Namespace) -> TrainingSpec:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging(os.environ.get("MODELYARD_LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get(ENV_LOG_LEVEL, "INFO"))
     result_path = os.environ.get(ENV_RESULT_PATH, DEFAULT_RESULT_PATH)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
