@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from modelyard_runtime.serve.settings import DEFAULT_MAX_BODY_BYTES, Settings, SettingsError
 
 
