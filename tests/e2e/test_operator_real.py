@@ -9,6 +9,7 @@ run on the kubelet of hack/node/up.sh, with the runtime image loaded into its co
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,11 @@ def infer(url: str) -> dict[str, Any]:
 
 
 def test_train_then_serve_for_real(
-    modelyard: Modelyard, ns: str, runtime_image: str, real_node: RealNode
+    modelyard: Modelyard,
+    ns: str,
+    runtime_image: str,
+    real_node: RealNode,
+    request: pytest.FixtureRequest,
 ) -> None:
     api, kubectl = modelyard.api, modelyard.kubectl
     # The harness's models PV is a hostPath; on a real node it is a real directory, and the
@@ -59,6 +64,7 @@ def test_train_then_serve_for_real(
     models = Path(f"/tmp/modelyard-test/{ns}")
     models.mkdir(parents=True, exist_ok=True)
     models.chmod(0o777)
+    request.addfinalizer(lambda: shutil.rmtree(models, ignore_errors=True))
 
     kubectl.apply(training_job("iris"), model_deployment("iris", training_job="iris"), namespace=ns)
     tj = wait_for(
