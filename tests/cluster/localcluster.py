@@ -623,13 +623,15 @@ class LocalCluster:
             self._create_node()
             self._wait(f"node {NODE_NAME} Ready", self._node_ready, deadline)
         except BaseException:
-            self.stop()
+            self._stop(self._procs)  # only what this call started
             raise
         return self
 
     def stop(self) -> None:
         """Stop only the processes this object (or its pids.json) started, newest first."""
-        procs = self._procs or self._load_pids()
+        self._stop(self._procs or self._load_pids())
+
+    def _stop(self, procs: list[_Proc]) -> None:
         for proc in reversed(procs):
             _terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
         self._procs = []
