@@ -18,7 +18,12 @@ _start_time() { # pid -> field 22 of /proc/PID/stat (empty if gone or zombie)
 replace_if_changed() { # path ; move PATH.new over PATH only if the content differs
   # kube-proxy exits ("content of the proxy server's configuration file was updated") when its
   # config is rewritten, and containerd reloads CNI on any write: keep unchanged files as is.
-  if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv -f "$1.new" "$1"; fi
+  # Sets CHANGED=1 when the file was replaced, so callers can restart what reads it.
+  if cmp -s "$1.new" "$1"; then
+    rm -f "$1.new"; CHANGED=0
+  else
+    mv -f "$1.new" "$1"; CHANGED=1
+  fi
 }
 
 pid_of() { # name -> pid recorded in NODE_DIR/pids/NAME (may be stale)

@@ -112,6 +112,11 @@ oom_score = 0
       max_conf_num = 1
 EOF
 replace_if_changed "${NODE_DIR}/containerd.toml"
+# Running pods survive a containerd restart (their shims keep running).
+if ((CHANGED)) && pid_alive containerd; then
+  log "containerd.toml changed: restarting containerd"
+  stop_pid containerd 20
+fi
 
 gw=${POD_SUBNET%.*}.1
 # firewall: Docker sets the FORWARD policy to DROP and br_netfilter sends bridged frames through
@@ -247,6 +252,10 @@ fileCheckFrequency: 10s
 nodeStatusReportFrequency: 10s
 EOF
 replace_if_changed "${NODE_DIR}/kubelet.yaml"
+if ((CHANGED)) && pid_alive kubelet; then
+  log "kubelet.yaml changed: restarting kubelet"
+  stop_pid kubelet 20
+fi
 
 if pid_alive kubelet; then
   log "kubelet already running (pid $(pid_of kubelet))"
@@ -267,6 +276,9 @@ else
     --node-ip="${NODE_IP}" \
     --node-labels="modelyard.io/node=real" \
     --v=2
+  # healthz first: after a restart the Node object may still say Ready from before.
+  wait_for "${NODE_READY_TIMEOUT}" "kubelet healthz" \
+    curl -fsS "http://127.0.0.1:${KUBELET_HEALTHZ_PORT}/healthz"
   wait_for "${NODE_READY_TIMEOUT}" "node ${NODE_NAME} Ready" \
     bash -c '"$@" get node "'"${NODE_NAME}"'" -o jsonpath="{.status.conditions[?(@.type==\"Ready\")].status}" 2>/dev/null | grep -qx True' \
     _ "${KUBECTL[@]}"
@@ -291,6 +303,8 @@ iptables: {localhostNodePorts: false}
 nodePortAddresses: ["${NODE_IP}/32"]
 EOF
 replace_if_changed "${NODE_DIR}/kube-proxy.yaml"
+# kube-proxy would exit by itself on the change; restart it here rather than leave it dead.
+if ((CHANGED)) && pid_alive kube-proxy; then stop_pid kube-proxy 10; fi
 if pid_alive kube-proxy; then
   log "kube-proxy already running (pid $(pid_of kube-proxy))"
 else
