@@ -284,3 +284,18 @@ def test_too_few_rows_for_the_folds(tmp_path: Path) -> None:
     run = _bad(tmp_path / "run", spec)
     assert run.returncode == ExitCode.INVALID_DATA, run.result
     assert "CV folds" in run.result["message"]
+
+
+def test_high_cardinality_category_with_a_dense_only_estimator(tmp_path: Path) -> None:
+    """One-hot output stays dense, which GaussianNB and HistGradientBoosting require."""
+    rng = np.random.default_rng(0)
+    rows = 300
+    path = tmp_path / "wide.csv"
+    pd.DataFrame({"a": rng.normal(size=rows),
+                  "code": [f"c{i}" for i in rng.integers(0, 120, rows)],
+                  "y": rng.integers(0, 2, rows)}).to_csv(path, index=False)
+    spec = {"dataset": {"uri": f"file://{path}", "target": "y"},
+            "model": {"estimator": "GaussianNB"}, "validation": {"cvFolds": 2}}
+    run = run_trainer(spec, tmp_path / "run")
+    assert run.returncode == 0, run.result
+    check_artifact(run)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from runtime_support import Server, TrainerRun
 
 pytestmark = pytest.mark.runtime
 
-httpclient = pytest.importorskip(
-    "tritonclient.http", reason="tritonclient[http] is a dev dependency of the runtime tier")
+try:
+    import tritonclient.http as httpclient
+except ImportError:  # pragma: no cover - depends on the dev environment
+    if os.environ.get("CI", "").lower() == "true":
+        raise ImportError("tritonclient[http] is missing: it belongs to the dev extra, and "
+                          "CI must run this test, not skip it") from None
+    pytest.skip("tritonclient[http] is not installed (dev extra)", allow_module_level=True)
 
 
 @pytest.fixture

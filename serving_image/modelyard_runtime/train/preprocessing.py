@@ -89,6 +89,9 @@ def build_pipeline(described: Sequence[FeatureInfo], estimator: BaseEstimator) -
             categorical,
         ))
     return Pipeline([
-        (PREPROCESS_STEP, ColumnTransformer(transformers, remainder="drop")),
+        # Dense output always: several allow-listed estimators (HistGradientBoosting*,
+        # GaussianNB) refuse sparse input, which one-hot encoding would otherwise produce
+        # for high-cardinality columns.
+        (PREPROCESS_STEP, ColumnTransformer(transformers, remainder="drop", sparse_threshold=0)),
         (MODEL_STEP, estimator),
     ])
