@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -225,21 +224,10 @@ def test_service_cluster_ip_from_host_and_from_a_pod(
     assert message.strip() in names, message
 
 
-RUNTIME_IMAGE = "modelyard-runtime:dev"  # hack/build-runtime-image.sh
-
-
 def test_runtime_image_runs_on_the_real_node(
-    e2e_cluster: LocalCluster, real_node: RealNode, ns: str
+    e2e_cluster: LocalCluster, real_node: RealNode, ns: str, runtime_image: str
 ) -> None:
     """The image built locally by Docker loads into containerd and runs as its non-root user."""
-    if (
-        subprocess.run(
-            ["/usr/bin/docker", "image", "inspect", RUNTIME_IMAGE], capture_output=True
-        ).returncode
-        != 0
-    ):
-        pytest.skip(f"{RUNTIME_IMAGE} not built (hack/build-runtime-image.sh)")
-    real_node.load_docker_image(RUNTIME_IMAGE)
     script = (
         "import json, os, sklearn; "
         "open('/dev/termination-log', 'w').write(json.dumps("
@@ -247,8 +235,8 @@ def test_runtime_image_runs_on_the_real_node(
     )
     container = {
         "name": "main",
-        "image": RUNTIME_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
+        "image": runtime_image,
+        "imagePullPolicy": "Never",
         "command": ["python", "-c", script],
         "securityContext": {
             "readOnlyRootFilesystem": True,
