@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# Join a REAL node (containerd + kubelet as plain processes) to a LocalCluster.
+# Join a REAL node (containerd + kubelet + kube-proxy as plain processes) to a LocalCluster.
 #
 #   hack/node/up.sh CLUSTER_DIR        # CLUSTER_DIR = LocalCluster work dir (kubeconfig, pki/)
-#   hack/node/down.sh                  # stop it again
+#   hack/node/down.sh [CLUSTER_DIR]    # stop it again (with CLUSTER_DIR: drain + delete Node)
 #
-# Idempotent: what already runs (pid + start time in NODE_DIR/pids) is left alone. Logs go to
-# NODE_DIR/logs/{containerd,kubelet}.log. Must run as root (containerd, netns, cgroups).
-# On the last stdout line: the node name.
+# Idempotent: what already runs (pid + start time in NODE_DIR/pids) is left alone unless its
+# generated config changed (then it is restarted). Logs: NODE_DIR/logs/<component>.log. Must
+# run as root (containerd, netns, cgroups, iptables). Last stdout line: the node name.
 #
 # What it sets up (see hack/node/FINDINGS.md for why each knob is there):
 #   containerd  Debian's, own root/state/socket, CRI on, cgroupfs, overlayfs, sandbox image
 #               modelyard.local/pause:1 (built locally by images.sh, imported, never pulled)
-#   CNI         bridge + host-local on POD_SUBNET (default 10.244.1.0/24), /usr/lib/cni
-#   kubelet     v1.34 (built by hack/kube-binaries.sh with KUBE_EXTRA_CMDS=kubelet), client
-#               cert system:node:NODE_NAME signed by the cluster CA (CLUSTER_DIR/pki); its
-#               API on NODE_IP:KUBELET_PORT authenticates (client certs from the cluster CA,
-#               tokens via TokenReview) and authorizes (SubjectAccessReview) like a real node
+#   CNI         bridge mdlyd0 + host-local on POD_SUBNET (default 10.244.1.0/24) + firewall
+#               (Docker's FORWARD policy is DROP) + portmap, from /usr/lib/cni
+#   kubelet     v1.34 (hack/kube-binaries.sh with KUBE_EXTRA_CMDS), client cert
+#               system:node:NODE_NAME signed by the cluster CA (CLUSTER_DIR/pki); its API on
+#               NODE_IP:KUBELET_PORT authenticates (client certs from the cluster CA, tokens
+#               via TokenReview) and authorizes (SubjectAccessReview) like a real node's
+#   kube-proxy  iptables mode, cert system:kube-proxy; Service ClusterIPs work from the host
+#               and from pods. No host sysctl changes (the kubelet's are undone by down.sh).
 #
 # Env: NODE_DIR (/var/lib/modelyard-node), NODE_NAME (modelyard-node-0), POD_SUBNET,
 #      NODE_IP (default: source address of the default route -- a route lookup, no traffic;
-#      kubelet refuses loopback),
-#      KUBELET_PORT (10250), KUBELET_HEALTHZ_PORT (10248), MODELYARD_KUBE_BIN (bin dir),
-#      NODE_READY_TIMEOUT (120 s).
+#      kubelet refuses loopback), POD_CIDR (10.244.0.0/16, the cluster's),
+#      KUBELET_PORT (10250), KUBELET_HEALTHZ_PORT (10248), KUBE_PROXY_HEALTHZ_PORT (10256),
+#      KUBE_PROXY_METRICS_PORT (10249), MODELYARD_KUBE_BIN (bin dir; default: run
+#      hack/kube-binaries.sh), NODE_READY_TIMEOUT (120 s).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "${HERE}/../.." && pwd)
