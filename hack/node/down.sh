@@ -82,6 +82,10 @@ for ns in "${CTRD_RUN}"/state/io.containerd.grpc.v1.cri/netns/* "${CTRD_RUN}"/st
   rm -f "${ns}"
 done
 rm -rf "${NODE_DIR}/cni/ipam"
+# CRI's per-sandbox/container state files; containerd is stopped, so none is in use.
+if ! pid_alive containerd; then
+  rm -rf "${CTRD_RUN}"/state/io.containerd.grpc.v1.cri/{containers,sandboxes}/*
+fi
 ip link show mdlyd0 >/dev/null 2>&1 && ip link delete mdlyd0 && log "removed bridge mdlyd0"
 
 # CNI bridge ipMasq rules are tagged with our network name; remove just those.
