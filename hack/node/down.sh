@@ -75,12 +75,13 @@ for p in /proc/[0-9]*; do
   fi
 done
 
-# Pod network namespaces live under our state dir (netns_mounts_under_state_dir).
-for ns in "${CTRD_RUN}"/state/io.containerd.grpc.v1.cri/netns/* "${CTRD_RUN}"/state/netns/*; do
-  [[ -e "${ns}" ]] || continue
-  umount "${ns}" 2>/dev/null
-  rm -f "${ns}"
-done
+# Pod netns (netns_mounts_under_state_dir) and sandbox /dev/shm tmpfs mounts live under our
+# state dir; after a hard stop nobody unmounted them.
+if ! pid_alive containerd; then
+  findmnt -rn -o TARGET | grep "^${CTRD_RUN}/" | sort -r |
+    while read -r m; do umount "${m}" 2>/dev/null || umount -l "${m}" 2>/dev/null; done
+  rm -f "${CTRD_RUN}"/state/io.containerd.grpc.v1.cri/netns/*
+fi
 rm -rf "${NODE_DIR}/cni/ipam"
 # CRI's per-sandbox/container state files; containerd is stopped, so none is in use.
 if ! pid_alive containerd; then
