@@ -25,7 +25,8 @@
 #      kubelet refuses loopback), POD_CIDR (10.244.0.0/16, the cluster's),
 #      KUBELET_PORT (10250), KUBELET_HEALTHZ_PORT (10248), KUBE_PROXY_HEALTHZ_PORT (10256),
 #      KUBE_PROXY_METRICS_PORT (10249), MODELYARD_KUBE_BIN (bin dir; default: run
-#      hack/kube-binaries.sh), NODE_READY_TIMEOUT (120 s).
+#      hack/kube-binaries.sh), NODE_READY_TIMEOUT (120 s), NODE_TAKEOVER=1 (move the node
+#      from another cluster that is still running).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "${HERE}/../.." && pwd)
@@ -203,7 +204,16 @@ chmod 600 "${NODE_DIR}/$1.kubeconfig.new"
 
 # Re-issue when the cluster (its CA) changed since the last up.
 if ! cmp -s "${CLUSTER_DIR}/pki/ca.crt" "${pki}/ca.crt" 2>/dev/null || [[ ! -s "${pki}/kube-proxy.crt" ]]; then
+  # One node per machine: never take it away from another cluster that is still up (someone
+  # else's test session) unless asked to.
+  old=$(cat "${NODE_DIR}/cluster-server" 2>/dev/null || true)
+  if [[ -n "${old}" && "${old}" != "${server}" ]] && pid_alive kubelet &&
+    [[ "$(curl -sk -o /dev/null -w '%{http_code}' --max-time 2 "${old}/healthz")" != 000 ]] &&
+    [[ "${NODE_TAKEOVER:-0}" != 1 ]]; then
+    die "the node serves another live cluster (${old}); hack/node/down.sh it or set NODE_TAKEOVER=1"
+  fi
   cp "${CLUSTER_DIR}/pki/ca.crt" "${pki}/ca.crt"
+  echo "${server}" >"${NODE_DIR}/cluster-server"
   # The Node authorizer + NodeRestriction admission know this identity as node NODE_NAME.
   issue_cert kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}"
   # Bound to ClusterRole system:node-proxier by the default RBAC policy.
