@@ -25,6 +25,18 @@ source "${HERE}/lib.sh"
 # ---- graceful: let kubelet remove its pods --------------------------------------------
 CLUSTER_DIR=${1:-}
 BIN=${MODELYARD_KUBE_BIN:-${MODELYARD_CACHE:-${HOME}/.cache/modelyard}/kube/${KUBE_VERSION:-v1.34.4}/bin}
+# Named a cluster, but the node now serves another one that is alive (another session took it
+# over with NODE_TAKEOVER=1): leave it alone.
+if [[ -n "${CLUSTER_DIR}" && -f "${CLUSTER_DIR}/kubeconfig" && -s "${NODE_DIR}/cluster-server" ]]; then
+  mine=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clusters"][0]["cluster"]["server"])' \
+    "${CLUSTER_DIR}/kubeconfig")
+  owner=$(<"${NODE_DIR}/cluster-server")
+  if [[ "${owner}" != "${mine}" &&
+    "$(curl -sk -o /dev/null -w '%{http_code}' --max-time 2 "${owner}/healthz")" != 000 ]]; then
+    log "the node serves another live cluster (${owner}), not ${mine}: leaving it running"
+    exit 0
+  fi
+fi
 if [[ -n "${CLUSTER_DIR}" && -f "${CLUSTER_DIR}/kubeconfig" ]] && pid_alive kubelet; then
   k=("${BIN}/kubectl" --kubeconfig "${CLUSTER_DIR}/kubeconfig" --request-timeout=5s)
   if "${k[@]}" get node "${NODE_NAME}" >/dev/null 2>&1; then
@@ -131,4 +143,5 @@ for l in /var/log/containers/*.log; do
   [[ -L "${l}" && "$(readlink "${l}")" == "${NODE_DIR}/pod-logs/"* ]] && rm -f "${l}"
 done
 rmdir /var/log/containers 2>/dev/null # kubelet creates it; gone again if nothing else uses it
+rm -f "${NODE_DIR}/cluster-server"
 log "node ${NODE_NAME} down"

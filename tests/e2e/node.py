@@ -83,7 +83,7 @@ class RealNode:
             timeout=600,
         )
         if result.returncode != 0:
-            self.stop()
+            self.stop()  # down.sh leaves a node that serves another live cluster alone
             raise NodeError(
                 f"hack/node/up.sh failed ({result.returncode}):\n{result.stderr[-4000:]}\n"
                 f"{self.log_tail('kubelet')}"
