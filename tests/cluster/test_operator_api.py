@@ -100,3 +100,47 @@ def test_dataset_needs_exactly_one_source(modelyard: Modelyard, ns: str) -> None
     body = training_job("data")
     body["spec"]["dataset"] = {"builtin": "iris", "uri": "pvc://data/iris.csv", "target": "y"}
     assert "set exactly one of builtin or uri" in refused(modelyard, ns, body)
+
+
+def test_a_parameter_space_is_values_or_a_range(modelyard: Modelyard, ns: str) -> None:
+    body = training_job("space")
+    body["spec"]["search"] = {
+        "strategy": "random",
+        "parameters": {"C": {"values": [1.0], "min": 0.1, "max": 10}},
+    }
+    message = refused(modelyard, ns, body)
+    assert "spec.search.parameters.C" in message and "oneOf" in message, message
+    body["spec"]["search"] = {"parameters": {"C": {"min": 0.1, "max": 10}}}  # grid + range
+    assert "grid search needs values lists, not ranges" in refused(modelyard, ns, body)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("watch", "trainingjobs.modelyard.io", True),
+        ("patch", "trainingjobs.modelyard.io/status", True),
+        ("patch", "modeldeployments.modelyard.io/status", True),
+        ("create", "jobs.batch", True),
+        ("create", "deployments.apps", True),
+        ("create", "events", True),
+        # never a user's spec, never secrets, nothing it does not need
+        ("update", "trainingjobs.modelyard.io", False),
+        ("patch", "modeldeployments.modelyard.io", False),
+        ("delete", "modeldeployments.modelyard.io", False),
+        ("delete", "deployments.apps", False),
+        ("get", "secrets", False),
+        ("create", "pods", False),
+        ("patch", "pods/status", False),
+        ("create", "rolebindings.rbac.authorization.k8s.io", False),
+    ],
+)
+def test_operator_rbac_is_least_privilege(
+    modelyard: Modelyard, verb: str, resource: str, allowed: bool
+) -> None:
+    """What the operator's own token may do (the tests run the operator with it)."""
+    resource, _, sub = resource.partition("/")
+    extra = [f"--subresource={sub}"] if sub else []
+    answer = modelyard.as_operator.run(
+        "auth", "can-i", verb, resource, *extra, "-n", "default", check=False
+    ).stdout.strip()
+    assert answer == ("yes" if allowed else "no"), (verb, resource, answer)

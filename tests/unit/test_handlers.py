@@ -39,3 +39,13 @@ def test_startup_configures_kopf_quietly() -> None:
 
 def test_entrypoint_exists() -> None:
     assert callable(main)
+
+
+def test_own_status_writes_do_not_trigger_a_model_deployment_reconcile() -> None:
+    from modelyard.handlers.modeldeployments import status_caught_up
+
+    assert status_caught_up({"metadata": {"generation": 3}, "status": {"observedGeneration": 3}})
+    assert not status_caught_up(
+        {"metadata": {"generation": 4}, "status": {"observedGeneration": 3}}
+    )
+    assert not status_caught_up({"metadata": {"generation": 1}})
