@@ -245,6 +245,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: N = 20")
     parser.add_argument("--timeout", type=float, default=900.0, help="per phase, seconds")
     parser.add_argument("--keep", type=Path, default=None, help="cluster work dir to keep")
+    parser.add_argument("--out", type=Path, default=None, help="results file (default: dated)")
     args = parser.parse_args()
     sizes = args.n or ([20] if args.quick else [100, 500])
 
@@ -291,7 +292,7 @@ def main() -> int:
             print_row(row)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = RESULTS / f"operator-scale-{stamp}{'-quick' if args.quick else ''}.json"
+    out = args.out or RESULTS / f"operator-scale-{stamp}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
     return (
