@@ -24,9 +24,11 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy operator/modelyard serving_image/modelyard_runtime
 
-test: setup ## every tier: unit, runtime, image (Docker engine), cluster (local kube-apiserver)
+test: setup ## every tier: unit, runtime, image (Docker), cluster (local kube-apiserver), e2e (real kubelet)
 	hack/dockerd.sh
-	hack/kube-binaries.sh
+	hack/build-runtime-image.sh
+	hack/node/prereqs.sh
+	KUBE_EXTRA_CMDS="kubelet kube-proxy" hack/kube-binaries.sh
 	$(PY) -m pytest tests
 
 test-unit: setup ## the pure core only
