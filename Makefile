@@ -4,10 +4,12 @@ SHELL := /bin/bash
 
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
+# down/status must work without .venv too (PyYAML is in the system python here)
+PYANY     = $(if $(wildcard $(PY)),$(PY),python3)
 STATE    ?= .local/cluster
 KUBEBIN   = $(shell hack/kube-binaries.sh | tail -n 1)
 
-.PHONY: help setup lint test test-unit test-runtime test-image test-cluster up down deploy bench
+.PHONY: help setup lint test test-unit test-runtime test-image test-cluster up down status deploy bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,14 +36,22 @@ test: setup ## every tier: unit, runtime, image (Docker), cluster (local kube-ap
 test-unit: setup ## the pure core only
 	$(PY) -m pytest tests/unit
 
-up: setup ## start a local cluster, run the operator, apply the samples
-	$(PY) -m tests.cluster.localcluster up --dir $(STATE)
+up: setup ## the main job: local cluster + real node, operator, samples trained and served (root)
+	$(PY) hack/mainjob.py up --dir $(STATE)
 
-down: ## stop what `make up` started
-	$(PY) -m tests.cluster.localcluster down --dir $(STATE)
+down: ## stop what `make up` started (operator, node, control plane); restore host state
+	$(PYANY) hack/mainjob.py down --dir $(STATE)
 
-deploy: ## install CRDs, operator and RBAC into the cluster kubectl points at
+status: ## what `make up` left running
+	@$(PYANY) hack/mainjob.py status --dir $(STATE)
+
+deploy: ## install CRDs, RBAC and the operator into the cluster your kubeconfig points at
+	@kubectl config current-context >/dev/null 2>&1 || \
+	 { echo "no current kubectl context: point KUBECONFIG at a cluster (e.g. kind)"; exit 1; }
+	@echo "deploying to context $$(kubectl config current-context)"
 	kubectl apply -k manifests/
+	kubectl wait --for=condition=Established --timeout=60s \
+	  crd/trainingjobs.modelyard.io crd/modeldeployments.modelyard.io
 
 bench: setup ## benchmarks against peers (prints ratios)
 	$(PY) benchmarks/run.py

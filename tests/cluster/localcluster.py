@@ -205,6 +205,24 @@ def _make_pki(pki: Path) -> None:
     )  # fmt: skip
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    # The apiserver's client identity towards kubelets (kubectl logs/exec/port-forward on a
+    # real node, hack/node/up.sh): a kubelet authenticates it by the cluster CA and asks the
+    # apiserver (SubjectAccessReview) whether it may use nodes/proxy -- system:masters may.
+    (pki / "client.ext").write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=clientAuth\n"
+    )
+    _openssl("genrsa", "-out", "kubelet-client.key", "2048", cwd=pki)
+    _openssl(
+        "req", "-new", "-key", "kubelet-client.key", "-out", "kubelet-client.csr",
+        "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client", cwd=pki,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "kubelet-client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "kubelet-client.crt", "-days", "3650",
+        "-extfile", "client.ext", cwd=pki,
+    )  # fmt: skip
 
 
 def _kubeconfig(server: str, ca: Path, user: str, token: str) -> dict[str, Any]:
@@ -767,6 +785,11 @@ class LocalCluster:
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Reaching a real node's kubelet (kubectl logs/exec): by its InternalIP (node
+                # names do not resolve here), with a client cert the kubelet trusts.
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'kubelet-client.key'}",
                 "--allow-privileged=true",
                 "--profiling=false",
             ],
