@@ -518,7 +518,7 @@ def up(state: State, bin_dir_arg: Path | None) -> int:
     try:
         bin_dir = build_prerequisites(t, state)
         cluster = LocalCluster(bin_dir_arg or bin_dir, state.root, detached=True)
-        start_cluster(t, cluster)
+        started = start_cluster(t, cluster)
         kube = Kube(cluster)
         start_node(t, cluster, kube, state)
         load_image(t)
@@ -552,17 +552,18 @@ def up(state: State, bin_dir_arg: Path | None) -> int:
         say(f"    {name:<{width}}  {value}")
     say(f"    {'total `make up`':<{width}}  {time.monotonic() - t_all:.1f}s")
     say(f"""
-Modelyard is up (total {time.monotonic() - t_all:.0f}s).
+Modelyard is {"up" if started else "already up (reused)"} (total {time.monotonic() - t_all:.0f}s).
   kubeconfig: {cluster.kubeconfig}
     export KUBECONFIG={cluster.kubeconfig}
     kubectl get tj,md; kubectl describe md {SAMPLE}; kubectl logs -l modelyard.io/component=server
   kubectl:    {cluster.bin_dir / "kubectl"} (same version as the cluster)
-  operator:   local process as ServiceAccount {OPERATOR_NS}/{OPERATOR_SA} (pid in
-              {state.operator_json}, log {state.operator_log}). It does not run as the
-              Deployment in manifests/operator.yaml: the local apiserver listens on 127.0.0.1
-              only, which pods cannot reach.
-  node:       {NODE_NAME} (real containerd + kubelet + kube-proxy), logs in {NODE_DIR}/logs;
-              no cluster DNS: use ClusterIPs or pod IPs, not the status URL's *.svc name.
+  operator:   a local process, authenticated as ServiceAccount {OPERATOR_NS}/{OPERATOR_SA}
+              (not the Deployment in manifests/operator.yaml: this apiserver listens on
+              127.0.0.1 only, which pods cannot reach)
+              pid: {state.operator_json}
+              log: {state.operator_log}
+  node:       {NODE_NAME}: real containerd + kubelet + kube-proxy; logs in {NODE_DIR}/logs
+              No cluster DNS: use ClusterIPs or pod IPs, not the status URL's *.svc name.
   models:     {state.models} (PV {MODELS_PV})
 `make down` stops everything `make up` started (operator, node, control plane) and restores
 the host's sysctls and iptables rules.""")
@@ -605,7 +606,7 @@ def down(state: State, bin_dir: Path | None) -> int:
         shutil.rmtree(state.models)
         say(f"removed {state.models}")
     state.operator_kubeconfig.unlink(missing_ok=True)
-    say(f"down in {time.monotonic() - t0:.1f}s")
+    say(f"down in {time.monotonic() - t0:.1f}s (the Docker engine is shared and keeps running)")
     return rc
 
 
