@@ -74,22 +74,41 @@ def follows(md: dict[str, Any], training_job: str) -> bool:
 # --- the shell -----------------------------------------------------------------------------------
 
 
+class _Slot:
+    """Per object: the lock its reconcile holds, and whether a caller waits for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting = False
+
+
 class Reconciler:
     def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self.kube = kube
         self.settings = settings
-        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._slots: dict[tuple[str, str, str], _Slot] = {}
         self._guard = threading.Lock()
 
     @contextmanager
-    def _exclusive(self, kind: str, namespace: str, name: str) -> Iterator[None]:
-        """One reconcile per object at a time (an object and its children trigger concurrently).
+    def _exclusive(self, kind: str, namespace: str, name: str) -> Iterator[bool]:
+        """One reconcile per object at a time (an object and its children trigger concurrently),
+        and at most one waiting behind it: a caller that finds one already waiting gets
+        ``False`` and returns, because the waiting one has not read the object yet and will see
+        whatever change this caller was told about (a Deployment's pods alone send a burst).
         A namespace being deleted refuses new objects; that ends the reconcile quietly."""
+        key = (kind, namespace, name)
         with self._guard:
-            lock = self._locks.setdefault((kind, namespace, name), threading.Lock())
-        with lock:
+            slot = self._slots.setdefault(key, _Slot())
+            coalesced = slot.waiting
+            slot.waiting = True
+        if coalesced:
+            yield False
+            return
+        with slot.lock:
+            with self._guard:
+                slot.waiting = False
             try:
-                yield
+                yield True
             except ApiException as error:
                 if not namespace_terminating(error):
                     raise
@@ -111,7 +130,9 @@ class Reconciler:
     # --- TrainingJob ----------------------------------------------------------------------------
 
     def training_job(self, namespace: str, name: str) -> None:
-        with self._exclusive(TRAINING_JOB_KIND, namespace, name):
+        with self._exclusive(TRAINING_JOB_KIND, namespace, name) as first:
+            if not first:
+                return
             body = self.kube.get(API_GROUP_VERSION, TRAINING_JOB_KIND, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 return  # gone: owner references let the garbage collector remove the Job
@@ -166,7 +187,9 @@ class Reconciler:
     # --- ModelDeployment ------------------------------------------------------------------------
 
     def model_deployment(self, namespace: str, name: str) -> None:
-        with self._exclusive(MODEL_DEPLOYMENT_KIND, namespace, name):
+        with self._exclusive(MODEL_DEPLOYMENT_KIND, namespace, name) as first:
+            if not first:
+                return
             body = self.kube.get(API_GROUP_VERSION, MODEL_DEPLOYMENT_KIND, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 return

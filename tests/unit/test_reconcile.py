@@ -290,3 +290,40 @@ def test_a_namespace_being_deleted_ends_the_reconcile_quietly(
     kube.apply = forbidden  # type: ignore[method-assign]
     with pytest.raises(ApiException):
         operator.training_job("ml", "iris")
+
+
+def test_a_burst_of_triggers_coalesces_behind_the_running_reconcile(
+    kube: MemoryKube, operator: Reconciler
+) -> None:
+    import threading
+
+    running, release = threading.Event(), threading.Event()
+    outcomes: list[bool] = []
+
+    def first() -> None:
+        with operator._exclusive("ModelDeployment", "ml", "iris") as go:
+            outcomes.append(go)
+            running.set()
+            release.wait(5)
+
+    def later() -> None:
+        with operator._exclusive("ModelDeployment", "ml", "iris") as go:
+            outcomes.append(go)
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert running.wait(5)
+    b = threading.Thread(target=later)  # waits behind the running one: it will read fresh state
+    b.start()
+    for _ in range(100):  # until b is queued
+        if operator._slots[("ModelDeployment", "ml", "iris")].waiting:
+            break
+        threading.Event().wait(0.01)
+    later()  # a third trigger now adds nothing: b has not read the object yet
+    assert outcomes == [True, False]
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert outcomes == [True, False, True]
+    later()  # idle again: runs
+    assert outcomes[-1] is True
