@@ -487,23 +487,25 @@ def log_tail(state: State, lines: int = 40) -> str:
 
 
 def diagnose(kube: Kube | None, state: State) -> None:
-    """What to look at when `up` failed: objects, pods, their logs, the operator's log."""
-    if kube is not None:
-        for args in (
-            ("describe", "tj,md", "-n", SAMPLES_NS),
-            ("get", "pods,jobs,deploy,svc,pvc", "-n", SAMPLES_NS, "-o", "wide"),
-            ("describe", "pods", "-n", SAMPLES_NS),
-        ):
-            say(f"\n--- kubectl {' '.join(args)}")
-            say(kube(*args, check=False).rstrip()[-6000:])
-        for pod in (kube.json("pods", "-n", SAMPLES_NS) or {}).get("items", []):
-            name = pod["metadata"]["name"]
-            say(f"\n--- kubectl logs {name} --tail=20")
-            say(
-                kube(
-                    "logs", name, "-n", SAMPLES_NS, "--all-containers", "--tail=20", check=False
-                ).rstrip()
-            )
+    """What to look at when `up` failed after applying the samples: objects, pods, their
+    logs, the operator's log. (Earlier steps' errors carry their own logs.)"""
+    if kube is None:
+        return
+    for args in (
+        ("describe", "tj,md", "-n", SAMPLES_NS),
+        ("get", "pods,jobs,deploy,svc,pvc", "-n", SAMPLES_NS, "-o", "wide"),
+        ("describe", "pods", "-n", SAMPLES_NS),
+    ):
+        say(f"\n--- kubectl {' '.join(args)}")
+        say(kube(*args, check=False).rstrip()[-6000:])
+    for pod in (kube.json("pods", "-n", SAMPLES_NS) or {}).get("items", []):
+        name = pod["metadata"]["name"]
+        say(f"\n--- kubectl logs {name} --tail=20")
+        say(
+            kube(
+                "logs", name, "-n", SAMPLES_NS, "--all-containers", "--tail=20", check=False
+            ).rstrip()
+        )
     say(f"\n--- operator log tail ({state.operator_log})")
     say(log_tail(state))
 
@@ -515,6 +517,7 @@ def up(state: State, bin_dir_arg: Path | None) -> int:
     t = Timings()
     t_all = time.monotonic()
     kube: Kube | None = None
+    applied: Kube | None = None
     try:
         bin_dir = build_prerequisites(t, state)
         cluster = LocalCluster(bin_dir_arg or bin_dir, state.root, detached=True)
@@ -525,11 +528,12 @@ def up(state: State, bin_dir_arg: Path | None) -> int:
         install(kube)
         start_operator(t, cluster, kube, state)
         provide_storage(kube, state)
+        applied = kube  # from here on, the samples' objects are worth showing on a failure
         apply_and_wait(t, kube)
         url, body, answer = infer(kube)
     except (UpError, ClusterError, subprocess.TimeoutExpired) as e:
         say(f"\nerror: {e}")
-        diagnose(kube, state)
+        diagnose(applied, state)
         say(
             f"\n`make up` failed after {time.monotonic() - t_all:.0f}s. `make down` stops what "
             "it started; `make up` again retries (what runs is reused)."
