@@ -301,32 +301,9 @@ def start_operator(t: Timings, cluster: LocalCluster, kube: Kube, state: State) 
         say(f"==> operator already running (pid {info['pid']}, log {state.operator_log})")
         return
     with t.phase("operator (local process, ServiceAccount token)"):
-        token = ""
-        deadline = time.monotonic() + 30
-        while not token:
-            out = run(
-                [*kube.base, "create", "token", OPERATOR_SA, "-n", OPERATOR_NS, "--duration=720h"],
-                check=time.monotonic() > deadline,
-            )
-            token = out.strip()
-            if not token:
-                time.sleep(0.5)
-        admin = json.loads(cluster.kubeconfig.read_text())
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": admin["clusters"],
-            "users": [{"name": OPERATOR_SA, "user": {"token": token}}],
-            "contexts": [
-                {
-                    "name": "operator",
-                    "context": {"cluster": admin["clusters"][0]["name"], "user": OPERATOR_SA},
-                }
-            ],
-            "current-context": "operator",
-        }
-        state.operator_kubeconfig.write_text(json.dumps(config, indent=2))
-        state.operator_kubeconfig.chmod(0o600)
+        cluster.service_account_kubeconfig(
+            OPERATOR_NS, OPERATOR_SA, state.operator_kubeconfig, duration="720h"
+        )
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
         env.update(

@@ -675,6 +675,38 @@ class LocalCluster:
             )
         return result.stdout
 
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, path: Path, duration: str = "24h"
+    ) -> Path:
+        """Write a kubeconfig whose user is ServiceAccount ``namespace/name`` (a TokenRequest
+        token), so a process runs with exactly that account's RBAC. Retries while the account
+        is still being created."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                token = self.kubectl(
+                    "create", "token", name, "-n", namespace, f"--duration={duration}"
+                ).strip()
+                break
+            except ClusterError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        admin = json.loads(self.kubeconfig.read_text())
+        user = f"system:serviceaccount:{namespace}:{name}"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": admin["clusters"],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [
+                {"name": name, "context": {"cluster": admin["clusters"][0]["name"], "user": user}}
+            ],
+            "current-context": name,
+        }
+        _write_private(path, json.dumps(config, indent=2))
+        return path
+
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One JSON request to the apiserver as admin."""
         if not self._admin_token:

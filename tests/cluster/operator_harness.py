@@ -304,38 +304,6 @@ def install_rbac(kubectl: Kubectl) -> list[dict[str, Any]]:
     return chosen
 
 
-def operator_kubeconfig(kubectl: Kubectl, cluster: LocalCluster, path: Path) -> Path:
-    """A kubeconfig whose user is the operator's ServiceAccount (a TokenRequest token)."""
-    deadline = time.monotonic() + 30
-    while True:
-        result = kubectl.run(
-            "create", "token", OPERATOR_SA, "-n", OPERATOR_NAMESPACE, "--duration=24h", check=False
-        )
-        if result.returncode == 0:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"kubectl create token failed: {result.stderr}")
-        time.sleep(0.5)
-    token = result.stdout.strip()
-    admin = json.loads(cluster.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": OPERATOR_SA, "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": "modelyard-operator",
-                "context": {"cluster": admin["clusters"][0]["name"], "user": OPERATOR_SA},
-            }
-        ],
-        "current-context": "modelyard-operator",
-    }
-    path.write_text(json.dumps(config, indent=2))
-    path.chmod(0o600)
-    return path
-
-
 class Modelyard:
     """Everything a test needs: the admin's kubectl and API, the operator's kubectl."""
 
@@ -344,8 +312,8 @@ class Modelyard:
         self.kubectl = Kubectl(cluster.bin_dir / "kubectl", cluster.kubeconfig)
         install_crds(self.kubectl)
         install_rbac(self.kubectl)
-        self.operator_kubeconfig = operator_kubeconfig(
-            self.kubectl, cluster, work / "operator.kubeconfig"
+        self.operator_kubeconfig = cluster.service_account_kubeconfig(
+            OPERATOR_NAMESPACE, OPERATOR_SA, work / "operator.kubeconfig"
         )
         self.as_operator = Kubectl(cluster.bin_dir / "kubectl", self.operator_kubeconfig)
         self.api = Api(cluster.kubeconfig)
