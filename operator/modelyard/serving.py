@@ -28,6 +28,7 @@ from modelyard.settings import OperatorSettings
 SERVER_CONTAINER = "server"
 MODEL_MOUNT = "/mnt/models"
 HTTP_PORT = contract.DEFAULT_SERVE_PORT
+PRE_STOP_SECONDS = 5  # longer than kube-proxy takes to drop a terminating endpoint
 
 # --- which model ---------------------------------------------------------------------------------
 
@@ -139,6 +140,10 @@ def build_deployment(
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
+        # A terminating pod keeps serving while kube-proxy and load balancers drop its
+        # endpoint; without the pause a rollout refuses connections for a moment. The sleep
+        # action needs no binary in the image (GA in Kubernetes 1.34).
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "volumeMounts": [
             {"name": "models", "mountPath": MODEL_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},

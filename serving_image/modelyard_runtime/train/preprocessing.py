@@ -69,16 +69,21 @@ def to_matrix(features: pd.DataFrame, described: Sequence[FeatureInfo]) -> np.nd
     return np.column_stack(columns) if columns else np.empty((len(features), 0), dtype=object)
 
 
+def _numeric_preprocessing() -> Pipeline:
+    return Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+
+
 def build_pipeline(described: Sequence[FeatureInfo], estimator: BaseEstimator) -> Pipeline:
     numeric = [i for i, f in enumerate(described) if f.kind == "numeric"]
     categorical = [i for i, f in enumerate(described) if f.kind == "categorical"]
+    if not categorical:
+        # All-numeric data needs no column routing: a ColumnTransformer here costs several
+        # times the estimator's own predict on small batches (measured: 1.24 of 1.59 ms for
+        # iris + LogisticRegression), and serving pays it on every request.
+        return Pipeline([(PREPROCESS_STEP, _numeric_preprocessing()), (MODEL_STEP, estimator)])
     transformers: list[tuple[str, Any, list[int]]] = []
     if numeric:
-        transformers.append((
-            "numeric",
-            Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-            numeric,
-        ))
+        transformers.append(("numeric", _numeric_preprocessing(), numeric))
     if categorical:
         transformers.append((
             "categorical",
