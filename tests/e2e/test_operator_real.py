@@ -108,3 +108,60 @@ def test_train_then_serve_for_real(
     svc_port = svc["spec"]["ports"][0]["port"]
     out = infer(f"http://{svc['spec']['clusterIP']}:{svc_port}/v2/models/iris/infer")
     assert out["outputs"][0]["data"] == [0, 2, 1], out
+
+    # A changed spec rolls out for real: two replicas, both serving on the node.
+    kubectl.apply(model_deployment("iris", training_job="iris", replicas=2), namespace=ns)
+    wait_for(
+        "ModelDeployment iris Ready with 2 replicas",
+        lambda: (
+            (m := api.md(ns, "iris")) is not None
+            and condition_is(m, "Ready")
+            and m["status"].get("readyReplicas") == 2
+        ),
+        timeout=180,
+        show=lambda: kubectl("get", "pods", "-n", ns, "-o", "wide"),
+    )
+
+    # A retrained model (a new spec: a new generation, a new Job, a new version) replaces the
+    # served one, and the Service answers with the new version.
+    kubectl.apply(
+        training_job(
+            "iris",
+            model={"estimator": "RandomForestClassifier", "hyperparameters": {"n_estimators": 20}},
+        ),
+        namespace=ns,
+    )
+    retrained = wait_for(
+        "TrainingJob iris retrained",
+        lambda: (
+            (t := api.tj(ns, "iris"))
+            and phase(t) == "Succeeded"
+            and t["status"]["model"]["version"] != model["version"]
+            and t
+        ),
+        timeout=300,
+        show=lambda: {"tj": api.tj(ns, "iris")},
+    )
+    new_model = retrained["status"]["model"]
+    wait_for(
+        "ModelDeployment iris rolled to the retrained model",
+        lambda: (
+            (m := api.md(ns, "iris")) is not None
+            and condition_is(m, "Ready")
+            and m["status"]["model"]["sha256"] == new_model["sha256"]
+            and m["status"].get("readyReplicas") == 2
+        ),
+        timeout=240,
+        show=lambda: kubectl("get", "pods", "-n", ns, "-o", "wide"),
+    )
+    out = wait_for(
+        "the Service answers with the retrained model",
+        lambda: (
+            (o := infer(f"http://{svc['spec']['clusterIP']}:{svc_port}/v2/models/iris/infer"))
+            and o["model_version"] == new_model["version"]
+            and o
+        ),
+        timeout=60,
+        show=lambda: kubectl("get", "pods", "-n", ns, "-o", "wide"),
+    )
+    assert out["outputs"][0]["data"] == [0, 2, 1], out
