@@ -54,4 +54,4 @@ deploy: ## install CRDs, RBAC and the operator into the cluster your kubeconfig 
 	  crd/trainingjobs.modelyard.io crd/modeldeployments.modelyard.io
 
 bench: setup ## benchmarks against peers (prints ratios)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
