@@ -7,9 +7,8 @@ PY       := $(VENV)/bin/python
 # down/status must work without .venv too (PyYAML is in the system python here)
 PYANY     = $(if $(wildcard $(PY)),$(PY),python3)
 STATE    ?= .local/cluster
-KUBEBIN   = $(shell hack/kube-binaries.sh | tail -n 1)
 
-.PHONY: help setup lint test test-unit test-runtime test-image test-cluster up down status deploy bench
+.PHONY: help setup lint test test-unit up down status deploy bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,7 +25,7 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy operator/modelyard serving_image/modelyard_runtime
 
-test: setup ## every tier: unit, runtime, image (Docker), cluster (local kube-apiserver), e2e (real kubelet)
+test: setup lint ## lint, then every tier: unit, runtime, image (Docker), cluster (local kube-apiserver), e2e (real kubelet)
 	hack/dockerd.sh
 	hack/build-runtime-image.sh
 	hack/node/prereqs.sh
