@@ -5,27 +5,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from .localcluster import LocalCluster
+from .operator_harness import wait_for
 
 pytestmark = pytest.mark.cluster
 
 IMAGE = "example.invalid/x:1"  # never pulled: kwok only fakes the container lifecycle
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if result := check():
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def get_json(cluster: LocalCluster, *args: str) -> dict[str, Any]:

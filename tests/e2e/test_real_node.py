@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.cluster import operator_harness
 from tests.cluster.localcluster import LocalCluster
 
 from .node import BUSYBOX_IMAGE, RealNode
@@ -19,14 +20,8 @@ from .node import BUSYBOX_IMAGE, RealNode
 pytestmark = pytest.mark.e2e
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if result := check():
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
+# Real pods (image unpacking, probes) take longer than kwok's simulated ones.
+wait_for = functools.partial(operator_harness.wait_for, timeout=90.0)
 
 
 def get_pod(cluster: LocalCluster, ns: str, name: str) -> dict[str, Any]:
