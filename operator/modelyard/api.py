@@ -9,6 +9,7 @@ pydantic validator here (or in the runtime's ``spec.py``) that says the same thi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,9 +36,29 @@ MODEL_DEPLOYMENT_KIND = "ModelDeployment"
 MODEL_DEPLOYMENT_PLURAL = "modeldeployments"
 API_GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
-STORAGE_URI_PATTERN = r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?$"
+# A path segment that is not ``.`` or ``..`` (RE2 has no lookahead, so spelled out): a URI
+# stays inside its claim's mount whatever it says.
+_SEGMENT = r"([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)"
+STORAGE_URI_PATTERN = rf"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/{_SEGMENT})*/?$"
+# What a TrainingJob may read: a file on a claim (``file://`` is for local trainer runs only).
+DATASET_URI_PATTERN = rf"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/{_SEGMENT})+$"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A ModelDeployment names its Service, so its name must be a DNS-1035 label.
+SERVICE_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+SERVICE_NAME_MAX = 63
+MODEL_DEPLOYMENT_NAME_MESSAGE = (
+    "a ModelDeployment names its Service: at most 63 characters, lowercase letters, digits and "
+    "'-', starting with a letter and ending with a letter or digit"
+)
+
+
+def model_deployment_name_error(name: str) -> str | None:
+    """The CRD's CEL rule on ``metadata.name``, for clusters that let a name through anyway."""
+    if len(name) <= SERVICE_NAME_MAX and re.fullmatch(SERVICE_NAME_PATTERN, name):
+        return None
+    return f"metadata.name {name!r}: {MODEL_DEPLOYMENT_NAME_MESSAGE}"
+
 
 Quantity = str | int
 
@@ -91,6 +112,12 @@ class TrainingJobSpec(CamelModel):
     @model_validator(mode="after")
     def _trainable(self) -> TrainingJobSpec:
         self.training_spec()  # the runtime's cross-field rules (metrics fit the task, ...)
+        uri = self.dataset.uri
+        if uri is not None and not re.fullmatch(DATASET_URI_PATTERN, uri):
+            raise ValueError(
+                f"dataset.uri {uri!r}: a TrainingJob reads pvc://<claim>/<path> with no '.' or "
+                "'..' segments"
+            )
         return self
 
     def training_spec(self) -> TrainingSpec:
@@ -182,6 +209,11 @@ class ModelDeploymentSpec(CamelModel):
     def _replicas_or_autoscaling(self) -> ModelDeploymentSpec:
         if self.replicas is not None and self.autoscaling is not None:
             raise ValueError("set replicas or autoscaling, not both (the HPA owns replicas)")
+        requests = (self.resources.requests if self.resources else None) or {}
+        if self.autoscaling is not None and "cpu" not in requests:
+            raise ValueError(
+                "autoscaling scales on CPU utilization, which needs resources.requests.cpu"
+            )
         return self
 
     @property

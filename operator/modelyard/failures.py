@@ -14,12 +14,18 @@ IMAGE_PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
 CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+MODEL_LOAD_FAILED = 3  # TODO(contract): modelyard-serve refused its model
 EXIT_CODE_REASONS: dict[int, str] = {
     ExitCode.INVALID_SPEC: "InvalidSpec",
     ExitCode.INVALID_DATA: "InvalidData",
     ExitCode.GATE_NOT_MET: "GateNotMet",
     ExitCode.INTERNAL_ERROR: "InternalError",
+    MODEL_LOAD_FAILED: "ModelLoadFailed",
 }
+CRASH_REASONS = frozenset({"OOMKilled", "ModelLoadFailed"})
+# Warning Events that explain a pod that never starts (or a Job that gets no pod): what the
+# pod's own status does not say.
+EVENT_REASONS = frozenset({"FailedCreate", "FailedMount", "FailedAttachVolume"})
 MESSAGE_LIMIT = 512
 
 
@@ -92,10 +98,10 @@ def pod_failure(pod: dict[str, Any]) -> LastFailure | None:
         if reason == "CrashLoopBackOff":
             last = (status.get("lastState") or {}).get("terminated") or {}
             earlier = terminated_failure(last, name)
+            # The crash's own reason says more than the loop, where it has one.
+            specific = earlier is not None and earlier.reason in CRASH_REASONS
             return LastFailure(
-                reason="OOMKilled"
-                if earlier and earlier.reason == "OOMKilled"
-                else "CrashLoopBackOff",
+                reason=earlier.reason if earlier is not None and specific else "CrashLoopBackOff",
                 exit_code=earlier.exit_code if earlier else None,
                 message=_short(
                     f"restarted {status.get('restartCount', 0)} times; "
@@ -130,3 +136,40 @@ def termination_message(pod: dict[str, Any], container: str) -> str | None:
             if terminated.get("message"):
                 return str(terminated["message"])
     return None
+
+
+def event_failure(events: Iterable[dict[str, Any]]) -> LastFailure | None:
+    """The newest Warning Event that says why a pod cannot start (a volume that will not
+    mount or attach) or why a Job or ReplicaSet gets no pod (quota, LimitRange, admission)."""
+    warnings = [
+        e for e in events if e.get("type") == "Warning" and e.get("reason") in EVENT_REASONS
+    ]
+    if not warnings:
+        return None
+
+    def stamp(event: dict[str, Any]) -> str:
+        return str(
+            event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
+        )
+
+    newest = max(warnings, key=stamp)
+    involved = newest.get("involvedObject") or {}
+    return LastFailure(
+        reason=str(newest["reason"]),
+        message=_short(newest.get("message")),
+        pod=str(involved.get("name")) if involved.get("kind") == "Pod" else None,
+    )
+
+
+def waiting_to_start(pod: dict[str, Any]) -> bool:
+    """Scheduled, but its containers have not started (e.g. volumes still mounting)."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Pending":
+        return False
+    scheduled = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    return scheduled and not any(
+        (s.get("state") or {}).get("running") for s in container_statuses(pod)
+    )

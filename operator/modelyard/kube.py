@@ -4,13 +4,16 @@ plain dicts in and out)."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import json
 import logging
 import os
 import uuid
 from typing import Any
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
@@ -20,6 +23,9 @@ from modelyard.conditions import now
 log = logging.getLogger(__name__)
 
 MERGE = "application/merge-patch+json"
+# (connect, read) seconds for every call: a half-open connection must not hold an object's
+# reconcile lock (and the resync behind it) forever. The client has no default.
+REQUEST_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 
 
 def load_client() -> client.ApiClient:
@@ -39,6 +45,26 @@ def namespace_terminating(error: Exception) -> bool:
     return status == 403 and "NamespaceTerminating" in body
 
 
+def rejection(error: ApiException) -> tuple[str, str]:
+    """The API server's own ``reason`` and ``message`` for a refused request (its Status
+    body), e.g. ``("Invalid", 'Service "2024-iris" is invalid: metadata.name: ...')``."""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    reason = str(body.get("reason") or error.reason or f"HTTP{error.status}")
+    message = str(body.get("message") or error.reason or "")
+    return reason, message
+
+
+def user_caused(error: Exception) -> bool:
+    """A 4xx the request itself earned (invalid, forbidden, quota, admission): retrying the
+    same request gives the same answer until someone changes the spec or the cluster. A 5xx,
+    a timeout or a 429 is the cluster's, and a later reconcile retries it."""
+    status = getattr(error, "status", None)
+    return isinstance(status, int) and 400 <= status < 500 and status not in (404, 408, 429)
+
+
 def _plain(obj: Any) -> dict[str, Any]:
     data = obj.to_dict() if hasattr(obj, "to_dict") else obj
     return dict(data) if data else {}
@@ -55,7 +81,9 @@ class Kube:
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+            found = self._resource(api_version, kind).get(
+                name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT
+            )
         except NotFoundError:
             return None
         return _plain(found)
@@ -66,9 +94,13 @@ class Kube:
         kind: str,
         namespace: str | None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         found = self._resource(api_version, kind).get(
-            namespace=namespace, label_selector=label_selector
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            _request_timeout=REQUEST_TIMEOUT,
         )
         return [dict(item) for item in (_plain(found).get("items") or [])]
 
@@ -83,14 +115,41 @@ class Kube:
             namespace=meta.get("namespace"),
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
+            _request_timeout=REQUEST_TIMEOUT,
         )
         return _plain(applied)
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create; an existing object of that name raises ``ConflictError``."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        created = resource.create(
+            body=manifest,
+            namespace=manifest["metadata"].get("namespace"),
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        return _plain(created)
+
+    def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Replace, guarded by ``metadata.resourceVersion``: a concurrent writer makes this
+        raise ``ConflictError`` instead of being overwritten."""
+        meta = manifest["metadata"]
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        replaced = resource.replace(
+            body=manifest,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        return _plain(replaced)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete (children first go in the background); already gone is success."""
         with contextlib.suppress(NotFoundError):
             self._resource(api_version, kind).delete(
-                name=name, namespace=namespace, propagation_policy="Background"
+                name=name,
+                namespace=namespace,
+                propagation_policy="Background",
+                _request_timeout=REQUEST_TIMEOUT,
             )
 
     def patch_status(
@@ -107,9 +166,15 @@ class Kube:
                 namespace=namespace,
                 content_type=MERGE,
                 field_manager=FIELD_MANAGER,
+                _request_timeout=REQUEST_TIMEOUT,
             )
         except NotFoundError:
             log.debug("%s %s/%s is gone; status not written", kind, namespace, name)
+
+    def events_about(self, namespace: str, kind: str, name: str) -> builtins.list[dict[str, Any]]:
+        """The core/v1 Events whose involved object is ``kind``/``name``."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        return self.list("v1", "Event", namespace, field_selector=selector)
 
     def event(
         self,
@@ -147,7 +212,9 @@ class Kube:
             "count": 1,
         }
         try:
-            self._resource("v1", "Event").create(body=event, namespace=meta.get("namespace"))
+            self._resource("v1", "Event").create(
+                body=event, namespace=meta.get("namespace"), _request_timeout=REQUEST_TIMEOUT
+            )
         except ConflictError:
             pass
         except Exception as error:

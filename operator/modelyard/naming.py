@@ -21,6 +21,7 @@ ANNOTATION_SPEC_HASH = "modelyard.io/spec-hash"
 ANNOTATION_GENERATION = "modelyard.io/generation"
 ANNOTATION_MODEL_SHA = "modelyard.io/model-sha256"
 ANNOTATION_MODEL_URI = "modelyard.io/model-uri"
+ANNOTATION_MODEL_VERSION = "modelyard.io/model-version"
 
 MAX_NAME = 63  # a label value, and a Job name (its pods' job-name label carries it)
 
@@ -68,6 +69,22 @@ def owner_reference(kind: str, meta: ObjectMeta) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def controller_uid(obj: dict[str, Any]) -> str | None:
+    """The uid of ``obj``'s controlling owner, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def owner_name(obj: dict[str, Any], kind: str) -> str | None:
+    """The name of ``obj``'s controlling owner of ``kind``, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("controller"):
+            return str(ref["name"])
+    return None
 
 
 def training_job_owner(meta: ObjectMeta) -> dict[str, Any]:

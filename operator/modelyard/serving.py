@@ -9,7 +9,7 @@ from typing import Any
 from modelyard_runtime import contract
 from pydantic import ValidationError
 
-from modelyard import naming
+from modelyard import FIELD_MANAGER, naming
 from modelyard.api import (
     Condition,
     LastFailure,
@@ -29,6 +29,7 @@ SERVER_CONTAINER = "server"
 MODEL_MOUNT = "/mnt/models"
 HTTP_PORT = contract.DEFAULT_SERVE_PORT
 PRE_STOP_SECONDS = 5  # longer than kube-proxy takes to drop a terminating endpoint
+STARTUP_SECONDS = 600  # the longest a model may take to verify, load and warm up
 
 # --- which model ---------------------------------------------------------------------------------
 
@@ -44,7 +45,8 @@ class Resolution:
 
 def resolve_model(spec: ModelDeploymentSpec, training_job: dict[str, Any] | None) -> Resolution:
     """``storageUri`` names the model directly; ``trainingJobRef`` follows that TrainingJob's
-    model, but only once it Succeeded and its validation passed."""
+    ``status.model``: its last validated model, which a retrain or a generation that fails its
+    gate leaves in place."""
     source = spec.model
     if source.storage_uri is not None:
         uri = source.storage_uri.rstrip("/")
@@ -54,28 +56,30 @@ def resolve_model(spec: ModelDeploymentSpec, training_job: dict[str, Any] | None
             "ModelResolved",
             f"serving {uri}",
         )
-    assert source.training_job_ref is not None
+    if source.training_job_ref is None:  # ModelSource's own validator rules this out
+        raise ValueError("model: set exactly one of trainingJobRef or storageUri")
     ref = source.training_job_ref.name
     if training_job is None:
-        return Resolution(None, "ModelNotReady", f"TrainingJob {ref} not found")
+        return Resolution(None, "TrainingJobNotFound", f"TrainingJob {ref} not found")
     try:
         status = TrainingJobStatus.model_validate(training_job.get("status") or {})
     except ValidationError:
         status = TrainingJobStatus()
-    gate_failed = (status.validation is not None and not status.validation.passed) or (
-        status.last_failure is not None and status.last_failure.reason == "GateNotMet"
+    gate_failed = status.phase == "Failed" and (
+        (status.validation is not None and not status.validation.passed)
+        or (status.last_failure is not None and status.last_failure.reason == "GateNotMet")
     )
-    if status.phase == "Failed" and gate_failed:
-        return Resolution(
-            None, "GateNotMet", f"TrainingJob {ref} trained a model that failed its gate"
-        )
-    validated = status.validation is not None and status.validation.passed
-    if status.phase == "Succeeded" and validated and status.model is not None:
+    if status.model is not None:
         model = status.model
+        note = " (its latest generation failed its gate)" if gate_failed else ""
         return Resolution(
             ModelStatus(uri=model.uri, version=model.version, sha256=model.sha256),
             "ModelResolved",
-            f"serving {model.version} from TrainingJob {ref}",
+            f"serving {model.version}, the last validated model of TrainingJob {ref}{note}",
+        )
+    if gate_failed:
+        return Resolution(
+            None, "GateNotMet", f"TrainingJob {ref} trained a model that failed its gate"
         )
     phase = status.phase or "Pending"
     return Resolution(
@@ -83,10 +87,25 @@ def resolve_model(spec: ModelDeploymentSpec, training_job: dict[str, Any] | None
     )
 
 
-def model_to_serve(resolution: Resolution, previous: ModelStatus | None) -> ModelStatus | None:
-    """The resolved model; while there is none (a retrain in progress, a gate not met), keep
-    serving the model already rolled out rather than take the endpoint down."""
-    return resolution.model if resolution.model is not None else previous
+def model_to_serve(resolution: Resolution, served: ModelStatus | None) -> ModelStatus | None:
+    """The resolved model; while there is none (a TrainingJob with no validated model yet),
+    keep serving the model already rolled out rather than take the endpoint down."""
+    return resolution.model if resolution.model is not None else served
+
+
+def served_model(deployment: dict[str, Any] | None) -> ModelStatus | None:
+    """The model a live Deployment's pod template carries: the truth of what is served, which
+    a lost status write cannot roll back."""
+    template = ((deployment or {}).get("spec") or {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    uri = annotations.get(naming.ANNOTATION_MODEL_URI)
+    if not uri:
+        return None
+    return ModelStatus(
+        uri=uri,
+        version=annotations.get(naming.ANNOTATION_MODEL_VERSION) or uri.rsplit("/", 1)[-1],
+        sha256=annotations.get(naming.ANNOTATION_MODEL_SHA) or None,
+    )
 
 
 def model_dir(uri: str) -> tuple[str, str]:
@@ -107,11 +126,40 @@ def _metadata(meta: ObjectMeta) -> dict[str, Any]:
     }
 
 
+def deployment_replicas(spec: ModelDeploymentSpec, live: dict[str, Any] | None) -> int | None:
+    """``spec.replicas`` to apply, or ``None`` to leave the field to the HPA.
+
+    With autoscaling, dropping ``replicas`` from our applied config while we are its only
+    manager would reset it to 1 (server-side apply's ownership rule): N-1 pods gone until the
+    HPA's next sync. So we keep applying the live count, clamped to the HPA's range, until
+    another manager (the HPA controller, through the scale subresource) owns the field."""
+    if spec.autoscaling is None:
+        return spec.desired_replicas
+    if live is not None and replicas_managed_by_others(live):
+        return None
+    scaling = spec.autoscaling
+    current = int(((live or {}).get("spec") or {}).get("replicas") or scaling.min_replicas)
+    return min(max(current, scaling.min_replicas), scaling.max_replicas)
+
+
+def replicas_managed_by_others(deployment: dict[str, Any]) -> bool:
+    for entry in (deployment.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER:
+            continue
+        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+            return True
+    return False
+
+
 def build_deployment(
-    body: dict[str, Any], model: ModelStatus, settings: OperatorSettings
+    body: dict[str, Any],
+    model: ModelStatus,
+    settings: OperatorSettings,
+    *,
+    replicas: int | None,
 ) -> dict[str, Any]:
-    """The Deployment running ``modelyard-serve`` on ``model``. With autoscaling the manifest
-    has no ``replicas``: the HPA owns that field and server-side apply must not fight it."""
+    """The Deployment running ``modelyard-serve`` on ``model`` (``replicas`` from
+    ``deployment_replicas``: ``None`` leaves the field to the HPA)."""
     meta = ObjectMeta.of(body)
     spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
     claim, directory = model_dir(model.uri)
@@ -129,17 +177,29 @@ def build_deployment(
         "command": ["modelyard-serve"],
         "env": env,
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        # The port opens only once the model is verified, loaded and warmed up; the startup
+        # probe gives that up to STARTUP_SECONDS before liveness may restart the container.
+        "startupProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": STARTUP_SECONDS // 2,
+        },
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 5,
+            "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
         "livenessProbe": {
             "httpGet": {"path": "/v2/health/live", "port": "http"},
-            "initialDelaySeconds": 5,
             "periodSeconds": 10,
+            "timeoutSeconds": 3,
             "failureThreshold": 3,
         },
+        # A server that refuses its model writes why to the termination log; its last log
+        # lines stand in if it died before it could.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         # A terminating pod keeps serving while kube-proxy and load balancers drop its
         # endpoint; without the pause a rollout refuses connections for a moment. The sleep
         # action needs no binary in the image (GA in Kubernetes 1.34).
@@ -166,6 +226,7 @@ def build_deployment(
                     # A new model changes the pod template, so the Deployment rolls out.
                     naming.ANNOTATION_MODEL_SHA: model.sha256 or "",
                     naming.ANNOTATION_MODEL_URI: model.uri,
+                    naming.ANNOTATION_MODEL_VERSION: model.version,
                     # The full name (labels are capped at 63 characters) for the pod watcher.
                     naming.LABEL_MODEL_DEPLOYMENT: meta.name,
                 },
@@ -185,8 +246,8 @@ def build_deployment(
             },
         },
     }
-    if spec.autoscaling is None:
-        deployment_spec["replicas"] = spec.desired_replicas
+    if replicas is not None:
+        deployment_spec["replicas"] = replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -240,6 +301,24 @@ def build_hpa(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def build_pdb(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A PodDisruptionBudget of one pod at a time when two or more replicas are asked for (a
+    node drain then never takes every server at once), else ``None``."""
+    meta = ObjectMeta.of(body)
+    spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+    if spec.desired_replicas < 2:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(meta),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": naming.server_selector(meta.name)},
+        },
+    }
+
+
 # --- children -> status --------------------------------------------------------------------------
 
 
@@ -262,17 +341,46 @@ def rollout_complete(deployment: dict[str, Any], model: ModelStatus, desired: in
     enough updated pods are available to cover ``desired``."""
     meta = deployment.get("metadata") or {}
     status = deployment.get("status") or {}
-    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    annotations = template.get("annotations") or {}
-    current_model = (
-        annotations.get(naming.ANNOTATION_MODEL_SHA, "") == (model.sha256 or "")
-        and annotations.get(naming.ANNOTATION_MODEL_URI) == model.uri
-    )
     observed = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
     updated = int(status.get("updatedReplicas") or 0)
     available = int(status.get("availableReplicas") or 0)
     old_pods_gone = int(status.get("replicas") or 0) <= updated
-    return current_model and observed and old_pods_gone and min(updated, available) >= desired
+    return (
+        served_model(deployment) == model
+        and observed
+        and old_pods_gone
+        and min(updated, available) >= desired
+    )
+
+
+def pods_of_other_models(pods: list[dict[str, Any]], model: ModelStatus) -> list[str]:
+    """Server pods, terminating ones included, that carry another model: until they are gone
+    a kept-alive connection may still be answered by the old model (the Deployment's
+    ``status.replicas`` no longer counts terminating pods)."""
+    names = []
+    for pod in pods:
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        sha = annotations.get(naming.ANNOTATION_MODEL_SHA, "")
+        if annotations.get(naming.ANNOTATION_MODEL_URI) != model.uri or sha != (model.sha256 or ""):
+            names.append(str((pod.get("metadata") or {}).get("name")))
+    return names
+
+
+def deployment_failure(deployment: dict[str, Any] | None) -> LastFailure | None:
+    """What the Deployment's own conditions say is wrong: its ReplicaSet cannot create pods
+    (quota, LimitRange, admission), or the rollout passed its progress deadline."""
+    replica_failure = _deployment_condition(deployment or {}, "ReplicaFailure")
+    if replica_failure and replica_failure.get("status") == "True":
+        return LastFailure(
+            reason=str(replica_failure.get("reason") or "ReplicaFailure"),
+            message=str(replica_failure.get("message") or "")[:512],
+        )
+    stalled = _deployment_condition(deployment or {}, "Progressing")
+    if stalled and stalled.get("reason") == "ProgressDeadlineExceeded":
+        return LastFailure(
+            reason="ProgressDeadlineExceeded", message=str(stalled.get("message") or "")[:512]
+        )
+    return None
 
 
 def serving_status(
@@ -282,10 +390,14 @@ def serving_status(
     deployment: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     *,
+    refused: LastFailure | None = None,
     at: str,
 ) -> ModelDeploymentStatus:
-    """The ModelDeployment's status: Ready only when the current model's pods cover the desired
-    replicas; Progressing while rolling out; Degraded when pods cannot start or keep crashing."""
+    """The ModelDeployment's status. Ready only when pods of the model the *current* spec
+    names cover the desired replicas (at least one), no pod of another model is left, and
+    every child exists as asked; Progressing while rolling out or waiting for a model;
+    Degraded when something refuses (the API server: ``refused``), pods cannot start or keep
+    crashing."""
     meta = ObjectMeta.of(body)
     spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
     prev = previous_status(body)
@@ -301,50 +413,45 @@ def serving_status(
             at=at,
         )
 
-    url = naming.service_url(meta.name, meta.namespace)
+    desired = spec.desired_replicas
+    if deployment is not None and spec.autoscaling is not None:
+        # The HPA's choice, but never below minReplicas: a new Deployment starts at
+        # minReplicas until the HPA controller's first sync.
+        chosen = int((deployment.get("spec") or {}).get("replicas") or 0)
+        desired = max(desired, chosen)
+
     if model is None:
-        failure = (
-            LastFailure(reason="GateNotMet", message=resolution.message)
-            if resolution.reason == "GateNotMet"
-            else None
-        )
+        failure = refused
+        if failure is None and resolution.reason == "GateNotMet":
+            failure = LastFailure(reason="GateNotMet", message=resolution.message)
+        why = failure or LastFailure(reason=resolution.reason, message=resolution.message)
         return ModelDeploymentStatus(
-            phase="Pending",
+            phase="Degraded" if failure else "Pending",
             observed_generation=meta.generation,
             conditions=[
-                make("Ready", "False", resolution.reason, resolution.message),
+                make("Ready", "False", why.reason, why.message),
                 make("Progressing", "False", resolution.reason, resolution.message),
                 make(
                     "Degraded",
                     "True" if failure else "False",
-                    resolution.reason,
-                    resolution.message,
+                    why.reason if failure else "AsExpected",
+                    why.message if failure else "",
                 ),
             ],
-            replicas=spec.desired_replicas,
+            replicas=desired,
             ready_replicas=0,
             model=None,
             last_failure=failure,
         )
 
-    desired = spec.desired_replicas
-    if deployment is not None and spec.autoscaling is not None:
-        # The HPA's choice, but never below minReplicas: a new Deployment starts at 1 replica
-        # until the HPA controller's first sync scales it up (up to 15 s later).
-        chosen = int((deployment.get("spec") or {}).get("replicas") or 0)
-        desired = max(desired, chosen)
     ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
-    ready = deployment is not None and rollout_complete(deployment, model, desired)
-
-    failure = first_failure(pods)
-    stalled = _deployment_condition(deployment or {}, "Progressing")
-    if failure is None and stalled and stalled.get("reason") == "ProgressDeadlineExceeded":
-        failure = LastFailure(
-            reason="ProgressDeadlineExceeded", message=str(stalled.get("message") or "")
-        )
-    waiting = resolution.model is None  # serving the previous model while the new one is not
+    leftovers = pods_of_other_models(pods, model)
+    waiting = resolution.model is None  # still serving the previous model, the spec's is not
+    rolled_out = deployment is not None and rollout_complete(deployment, model, desired)
+    failure = refused or first_failure(pods) or deployment_failure(deployment)
     if waiting and resolution.reason == "GateNotMet" and failure is None:
         failure = LastFailure(reason="GateNotMet", message=resolution.message)
+    ready = rolled_out and not leftovers and not waiting and desired > 0 and refused is None
 
     phase: ServingPhase
     if ready:
@@ -352,29 +459,41 @@ def serving_status(
         ready_cond = make(
             "Ready", "True", "ModelServing", f"{model.version} answers on {desired} replica(s)"
         )
-    else:
-        phase = "Degraded" if failure else "Progressing"
+    elif failure is not None:
+        phase = "Degraded"
+        ready_cond = make("Ready", "False", failure.reason, failure.message)
+    elif desired == 0:
+        phase = "Pending"
+        ready_cond = make("Ready", "False", "ScaledToZero", "replicas is 0: no replica answers")
+    elif waiting:
+        phase = "Progressing"
         ready_cond = make(
             "Ready",
             "False",
-            failure.reason if failure else "RollingOut",
-            failure.message
-            if failure
-            else f"{ready_replicas}/{desired} replicas ready for {model.version}",
+            resolution.reason,
+            f"{resolution.message}; still serving {model.version}",
         )
-    progress_message = (
-        f"waiting for a validated model: {resolution.message}; still serving {model.version}"
-        if waiting
-        else f"rolling out {model.version}"
-    )
+    else:
+        phase = "Progressing"
+        message = f"{ready_replicas}/{desired} replicas ready for {model.version}"
+        if rolled_out and leftovers:
+            message = f"{model.version} rolled out; waiting for {', '.join(leftovers)} to stop"
+        ready_cond = make("Ready", "False", "RollingOut", message)
+
+    if waiting:
+        progress = make(
+            "Progressing",
+            "True",
+            "WaitingForModel",
+            f"waiting for a model: {resolution.message}; still serving {model.version}",
+        )
+    elif ready or desired == 0:
+        progress = make("Progressing", "False", "RolloutComplete", f"{model.version} rolled out")
+    else:
+        progress = make("Progressing", "True", "RollingOut", f"rolling out {model.version}")
     conditions = [
         ready_cond,
-        make(
-            "Progressing",
-            "False" if ready else "True",
-            "RolloutComplete" if ready else "RollingOut",
-            progress_message if not ready or waiting else f"{model.version} rolled out",
-        ),
+        progress,
         make(
             "Degraded",
             "True" if failure else "False",
@@ -388,7 +507,7 @@ def serving_status(
         conditions=conditions,
         replicas=desired,
         ready_replicas=ready_replicas,
-        url=url,
+        url=naming.service_url(meta.name, meta.namespace),
         model=model,
         last_failure=failure,
     )

@@ -79,13 +79,19 @@ def _volumes(
     uri = spec.dataset.uri
     if uri is not None and uri.startswith("pvc://"):
         data_claim, _ = contract.parse_pvc_uri(uri)
-        volumes.append(
-            {
-                "name": "data",
-                "persistentVolumeClaim": {"claimName": data_claim, "readOnly": True},
-            }
-        )
-        mounts.append({"name": "data", "mountPath": f"{DATA_ROOT}/{data_claim}", "readOnly": True})
+        data_mount = {"mountPath": f"{DATA_ROOT}/{data_claim}", "readOnly": True}
+        if data_claim == output_claim:
+            # One claim for data and models: one volume mounted twice. Two volumes of the same
+            # claim would leave the pod in ContainerCreating for good.
+            mounts.append({"name": "models", **data_mount})
+        else:
+            volumes.append(
+                {
+                    "name": "data",
+                    "persistentVolumeClaim": {"claimName": data_claim, "readOnly": True},
+                }
+            )
+            mounts.append({"name": "data", **data_mount})
     return volumes, mounts
 
 
@@ -127,8 +133,9 @@ def build_job(
         "terminationMessagePolicy": "File",
         "securityContext": restricted_container_security_context(),
     }
-    if spec.resources is not None:
-        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    # No BestEffort trainer: without spec.resources it gets the operator's defaults.
+    resources = spec.resources or settings.training_default_resources
+    container["resources"] = resources.model_dump(by_alias=True, exclude_none=True)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         "suspend": spec.suspend,
@@ -167,8 +174,11 @@ def build_job(
             },
         },
     }
-    if spec.active_deadline_seconds is not None:
-        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    # Bounded in time whatever the spec says (evictions, ignored by the failure policy above,
+    # could otherwise retry for ever).
+    job_spec["activeDeadlineSeconds"] = (
+        spec.active_deadline_seconds or settings.training_default_deadline_seconds
+    )
     if spec.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     return {
@@ -204,6 +214,10 @@ def job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
         if cond.get("type") == type_ and cond.get("status") == "True":
             return dict(cond)
     return None
+
+
+def is_finished(job: dict[str, Any]) -> bool:
+    return any(job_condition(job, type_) is not None for type_ in ("Complete", "Failed"))
 
 
 def trainer_result(pods: list[dict[str, Any]]) -> contract.TrainerResult | None:
@@ -270,7 +284,8 @@ def _gate_summary(validation: contract.ValidationResult) -> str:
 
 
 def invalid_spec_status(body: dict[str, Any], error: str, *, at: str) -> TrainingJobStatus:
-    """A spec the API server let through (e.g. CEL off) but the operator cannot train."""
+    """A spec the operator cannot train: refused before any Job exists (the CRD let it through,
+    e.g. with CEL off, or a limit only the operator knows)."""
     meta = ObjectMeta.of(body)
     prev = previous_status(body)
     failure = LastFailure(reason="InvalidSpec", message=error[:512])
@@ -286,6 +301,7 @@ def invalid_spec_status(body: dict[str, Any], error: str, *, at: str) -> Trainin
             previous=prev.conditions,
             at=at,
         ),
+        model=prev.model,
         last_failure=failure,
     )
 
@@ -296,38 +312,87 @@ def training_status(
     pods: list[dict[str, Any]],
     *,
     job_name: str,
+    found: LastFailure | None = None,
     at: str,
 ) -> TrainingJobStatus:
     """The TrainingJob's status, from its current Job (``None`` if absent), that Job's pods and
-    the trainer's termination message. ``at`` stamps conditions that change now."""
+    the trainer's termination message. ``found`` is what the shell learnt elsewhere: the API
+    server refused the Job (reason ``InvalidSpec`` when the spec earned it), or a Warning
+    Event says why no pod starts. ``at`` stamps conditions that change now.
+
+    ``status.jobName`` is set once the Job has been seen, so a Job that vanishes before its
+    end was recorded is told apart from one not created yet. A terminal phase is a record:
+    once written for a Job, it is never re-derived from pods or a Job that may since be gone
+    (TTL, PodGC, node loss). ``status.model`` is the last validated model: a retrain or a
+    failed gate leaves it in place, only a generation that passes replaces it."""
     meta = ObjectMeta.of(body)
     prev = previous_status(body)
     suspend = bool((body.get("spec") or {}).get("suspend"))
 
-    if job is None:
-        if prev.job_name == job_name and prev.phase in TERMINAL:
-            # Finished and since removed (ttlSecondsAfterFinished): the record stands.
-            return prev.model_copy(update={"observed_generation": meta.generation})
-        phase: TrainingPhase = "Suspended" if suspend else "Pending"
-        reason = "Suspended" if suspend else "JobPending"
+    def status(
+        phase: TrainingPhase,
+        reason: str,
+        message: str,
+        *,
+        failure: LastFailure | None,
+        seen: bool,
+        **fields: Any,
+    ) -> TrainingJobStatus:
+        validation = fields.pop("validation", None)
         return TrainingJobStatus(
             phase=phase,
             observed_generation=meta.generation,
             conditions=_conditions(
                 phase,
                 reason,
-                f"creating Job {job_name}",
-                None,
+                message,
+                validation,
                 generation=meta.generation,
                 previous=prev.conditions,
                 at=at,
             ),
-            job_name=job_name,
+            job_name=job_name if seen else None,
+            model=fields.pop("model", None) or prev.model,
+            validation=validation,
+            last_failure=failure,
+            **fields,
         )
+
+    if prev.job_name == job_name and prev.phase in TERMINAL:
+        return prev.model_copy(update={"observed_generation": meta.generation})
+
+    if job is None:
+        if prev.job_name == job_name:
+            failure = LastFailure(
+                reason="JobDeleted",
+                message=(
+                    f"Job {job_name} was deleted before its result was recorded (by hand, or "
+                    "ttlSecondsAfterFinished passed while the operator was away); it is not "
+                    "re-run: change the spec to train again"
+                ),
+            )
+            return status(
+                "Failed",
+                failure.reason,
+                failure.message,
+                failure=failure,
+                seen=True,
+                attempts=prev.attempts,
+                start_time=prev.start_time,
+            )
+        if found is not None and found.reason == "InvalidSpec":
+            # Refused by the API server for what the spec says: no retry can help.
+            return status("Failed", found.reason, found.message, failure=found, seen=True)
+        phase: TrainingPhase = "Suspended" if suspend else "Pending"
+        reason = "Suspended" if suspend else "JobPending"
+        message = f"creating Job {job_name}"
+        if found is not None:
+            reason, message = found.reason, f"creating Job {job_name}: {found.message}"
+        return status(phase, reason, message, failure=found, seen=False)
 
     job_status = job.get("status") or {}
     result = trainer_result(pods)
-    pod_failure = first_failure(pods)
+    pod_failure = first_failure(pods) or found
     attempts = sum(int(job_status.get(k) or 0) for k in ("succeeded", "failed", "active"))
     complete = job_condition(job, "Complete")
     failed = job_condition(job, "Failed")
@@ -380,6 +445,10 @@ def training_status(
         running = int(job_status.get("active") or 0) > 0 and any(
             (p.get("status") or {}).get("phase") == "Running" for p in pods
         )
+        # Once running, a Job stays Running until it ends: a finished pod the Job controller
+        # has not counted yet, or the next attempt's pod starting, is not a step back.
+        if not running and prev.phase == "Running" and prev.job_name == job_name:
+            running = True
         phase = "Running" if running else "Pending"
         reason = "Training" if running else "PodPending"
         limit = int((job.get("spec") or {}).get("backoffLimit") or 0)
@@ -390,19 +459,13 @@ def training_status(
 
     succeeded_model = result.model if (result and phase == "Succeeded") else None
     report = result if (result and (result.succeeded or result.reason == "GateNotMet")) else None
-    return TrainingJobStatus(
-        phase=phase,
-        observed_generation=meta.generation,
-        conditions=_conditions(
-            phase,
-            reason,
-            message,
-            validation,
-            generation=meta.generation,
-            previous=prev.conditions,
-            at=at,
-        ),
-        job_name=job_name,
+    return status(
+        phase,
+        reason,
+        message,
+        failure=last_failure,
+        seen=True,
+        validation=validation,
         attempts=attempts,
         start_time=job_status.get("startTime"),
         completion_time=job_status.get("completionTime"),
@@ -410,6 +473,4 @@ def training_status(
         metrics=dict(report.metrics) if report and report.metrics else None,
         best_params=report.best_params if report else None,
         dataset=DatasetStatus.of(report.dataset) if report and report.dataset else None,
-        validation=validation,
-        last_failure=last_failure,
     )

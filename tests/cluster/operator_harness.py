@@ -59,7 +59,14 @@ GROUP_VERSION = "modelyard.io/v1alpha1"
 RESYNC_SECONDS = float(os.environ.get("MODELYARD_TEST_RESYNC_SECONDS", "3"))
 # How long the GitOps test watches for status/annotation churn (a churn check, not a timer).
 CHURN_SECONDS = float(os.environ.get("MODELYARD_CHURN_SECONDS", "60"))
-RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+RBAC_KINDS = (
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+)
 
 _current_operator: OperatorProcess | None = None
 

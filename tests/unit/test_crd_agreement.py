@@ -12,6 +12,7 @@ samples (manifests/samples/) agree.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ import jsonschema
 import pytest
 import yaml
 from modelyard.api import (
+    MODEL_DEPLOYMENT_NAME_MESSAGE,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     TrainingJobSpec,
     TrainingJobStatus,
+    model_deployment_name_error,
 )
 from modelyard_runtime import contract
 from pydantic import BaseModel, ValidationError
@@ -246,6 +249,7 @@ TJ: dict[str, Any] = {
     "model": {"estimator": "LogisticRegression"},
 }
 MD: dict[str, Any] = {"model": {"trainingJobRef": {"name": "iris"}}}
+CPU = {"requests": {"cpu": "100m"}}
 
 
 def with_(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -361,16 +365,45 @@ CEL_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     (
         "set replicas or autoscaling, not both (the HPA owns replicas)",
         "ModelDeployment",
-        with_(MD, replicas=2, autoscaling={"maxReplicas": 3}),
-        with_(MD, autoscaling={"maxReplicas": 3}),
+        with_(MD, replicas=2, autoscaling={"maxReplicas": 3}, resources=CPU),
+        with_(MD, autoscaling={"maxReplicas": 3}, resources=CPU),
     ),
     (
         "minReplicas must not exceed maxReplicas",
         "ModelDeployment",
-        with_(MD, autoscaling={"minReplicas": 4, "maxReplicas": 3}),
-        with_(MD, autoscaling={"minReplicas": 3, "maxReplicas": 3}),
+        with_(MD, autoscaling={"minReplicas": 4, "maxReplicas": 3}, resources=CPU),
+        with_(MD, autoscaling={"minReplicas": 3, "maxReplicas": 3}, resources=CPU),
+    ),
+    (
+        "autoscaling scales on CPU utilization, which needs resources.requests.cpu",
+        "ModelDeployment",
+        with_(MD, autoscaling={"maxReplicas": 3}, resources={"requests": {"memory": "1Gi"}}),
+        with_(MD, autoscaling={"maxReplicas": 3}, resources=CPU),
     ),
 ]
+
+# CEL rules on metadata.name (root level): the operator's twin is a function of the name.
+NAME_CEL_CASES: list[tuple[str, list[str], list[str]]] = [
+    (
+        MODEL_DEPLOYMENT_NAME_MESSAGE,
+        ["2024-iris", "iris.v2", "a" * 64, "Iris", "iris-"],
+        ["iris", "iris-v2", "a" * 63],
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "invalid", "valid"), NAME_CEL_CASES)
+def test_name_cel_rule_and_its_twin(message: str, invalid: list[str], valid: list[str]) -> None:
+    rules = root_schema("ModelDeployment")["x-kubernetes-validations"]
+    rule = next(r for r in rules if r["message"] == message)["rule"]
+    # the rule's regex and bound, checked the way CEL evaluates them (RE2 full-string match)
+    pattern = rule.split("matches('")[1].split("')")[0]
+    for name in invalid:
+        assert model_deployment_name_error(name) is not None, name
+        assert not (re.fullmatch(pattern, name) and len(name) <= 63), name
+    for name in valid:
+        assert model_deployment_name_error(name) is None, name
+        assert re.fullmatch(pattern, name) and len(name) <= 63, name
 
 
 def as_object(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -406,7 +439,7 @@ def test_every_cel_rule_has_cases() -> None:
         for _, node in walk(root_schema(kind))
         if "rule" in node and "message" in node
     }
-    assert messages == {case[0] for case in CEL_CASES}
+    assert messages == {case[0] for case in CEL_CASES} | {case[0] for case in NAME_CEL_CASES}
 
 
 # (kind, spec) the plain schema rejects, and so does the model
@@ -435,15 +468,23 @@ SCHEMA_CASES = [
         with_(TJ, search={"strategy": "random", "parameters": {"C": {"scale": "log"}}}),
     ),
     ("TrainingJob", with_(TJ, output={"storageUri": "s3://bucket/x"})),
+    ("TrainingJob", with_(TJ, output={"storageUri": "pvc://c/../../tmp/x"})),
+    ("TrainingJob", with_(TJ, dataset={"uri": "pvc://d/../../etc/passwd", "target": "y"})),
+    ("TrainingJob", with_(TJ, dataset={"uri": "file:///mnt/models/x.csv", "target": "y"})),
+    ("ModelDeployment", with_(MD, model={"storageUri": "pvc://m/iris/../wine/v1"})),
     ("TrainingJob", with_(TJ, backoffLimit=-1)),
     ("TrainingJob", with_(TJ, seed=-1)),
     ("TrainingJob", with_(TJ, unknownField=1)),
     ("ModelDeployment", with_(MD, replicas=-1)),
     ("ModelDeployment", with_(MD, model={"storageUri": "pvc://m/a", "sha256": "XYZ"})),
-    ("ModelDeployment", with_(MD, autoscaling={"minReplicas": 1})),
+    ("ModelDeployment", with_(MD, autoscaling={"minReplicas": 1}, resources=CPU)),
     (
         "ModelDeployment",
-        with_(MD, autoscaling={"maxReplicas": 2, "targetCPUUtilizationPercentage": 0}),
+        with_(
+            MD,
+            autoscaling={"maxReplicas": 2, "targetCPUUtilizationPercentage": 0},
+            resources=CPU,
+        ),
     ),
 ]
 

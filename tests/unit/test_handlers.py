@@ -22,6 +22,9 @@ def test_only_event_watching_handlers_are_registered() -> None:
         "trainer_pod_changed",
         "model_deployment_changed",
         "server_deployment_changed",
+        "server_service_changed",
+        "server_hpa_changed",
+        "server_pdb_changed",
         "server_pod_changed",
     }
     assert all(not getattr(h, "requires_finalizer", None) for h in watching)

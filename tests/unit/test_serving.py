@@ -43,20 +43,27 @@ RESOLUTIONS = [
         "ModelNotReady",
         None,
     ),
+    # status.model is the last validated model: only a passing generation ever writes it
     (
-        "succeeded without a validation verdict",
-        {**TJ_SUCCEEDED, "validation": None},
-        "ModelNotReady",
-        None,
+        "retraining, its last model kept",
+        {"phase": "Running", "model": TJ_SUCCEEDED["model"]},
+        "ModelResolved",
+        MODEL.version,
     ),
-    ("job not found", None, "ModelNotReady", None),
+    (
+        "next generation failed its gate, last model kept",
+        {**TJ_GATE_FAILED, "model": TJ_SUCCEEDED["model"]},
+        "ModelResolved",
+        MODEL.version,
+    ),
+    ("job not found", None, "TrainingJobNotFound", None),
 ]
 
 
 @pytest.mark.parametrize(
     ("case", "tj_status", "reason", "version"), RESOLUTIONS, ids=[r[0] for r in RESOLUTIONS]
 )
-def test_training_job_ref_resolves_only_validated_models(
+def test_training_job_ref_follows_the_last_validated_model(
     case: str, tj_status: dict[str, Any] | None, reason: str, version: str | None
 ) -> None:
     tj = (
@@ -91,7 +98,7 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_deployment_serves_the_model_read_only() -> None:
-    manifest = serving.build_deployment(model_deployment(), MODEL, SETTINGS)
+    manifest = serving.build_deployment(model_deployment(), MODEL, SETTINGS, replicas=1)
     c = container(manifest)
     env = {e["name"]: e["value"] for e in c["env"]}
     assert c["command"] == ["modelyard-serve"]
@@ -117,9 +124,9 @@ def test_deployment_serves_the_model_read_only() -> None:
 
 
 def test_a_new_model_changes_the_pod_template() -> None:
-    first = serving.build_deployment(model_deployment(), MODEL, SETTINGS)
+    first = serving.build_deployment(model_deployment(), MODEL, SETTINGS, replicas=1)
     newer = MODEL.model_copy(update={"sha256": "b" * 64, "version": "v2"})
-    second = serving.build_deployment(model_deployment(), newer, SETTINGS)
+    second = serving.build_deployment(model_deployment(), newer, SETTINGS, replicas=1)
     annotations = second["spec"]["template"]["metadata"]["annotations"]
     assert annotations[naming.ANNOTATION_MODEL_SHA] == "b" * 64
     assert first["spec"]["template"] != second["spec"]["template"]
@@ -127,7 +134,7 @@ def test_a_new_model_changes_the_pod_template() -> None:
 
 def test_unpinned_storage_uri_sets_no_expected_sha() -> None:
     model = ModelStatus(uri="pvc://models/x/v3", version="v3")
-    manifest = serving.build_deployment(model_deployment(), model, SETTINGS)
+    manifest = serving.build_deployment(model_deployment(), model, SETTINGS, replicas=1)
     names = [e["name"] for e in container(manifest)["env"]]
     assert contract.ENV_EXPECTED_SHA256 not in names
 
@@ -144,26 +151,32 @@ def test_unpinned_storage_uri_sets_no_expected_sha() -> None:
                     "minReplicas": 2,
                     "maxReplicas": 5,
                     "targetCPUUtilizationPercentage": 60,
-                }
+                },
+                "resources": {"requests": {"cpu": "1"}},
             },
-            None,
+            2,  # a new Deployment starts at minReplicas, then the HPA owns the field
             (2, 5, 60),
         ),
-        ({"autoscaling": {"maxReplicas": 4}}, None, (1, 4, 80)),
+        (
+            {"autoscaling": {"maxReplicas": 4}, "resources": {"requests": {"cpu": "1"}}},
+            1,
+            (1, 4, 80),
+        ),
     ],
 )
 def test_replicas_or_hpa(
     md_spec: dict[str, Any], replicas: int | None, hpa: tuple[int, int, int] | None
 ) -> None:
     body = model_deployment({"model": {"trainingJobRef": {"name": "iris"}}, **md_spec})
-    deployment = serving.build_deployment(body, MODEL, SETTINGS)
+    deployment = serving.build_deployment(
+        body, MODEL, SETTINGS, replicas=serving.deployment_replicas(spec(body), None)
+    )
     assert deployment["spec"].get("replicas") == replicas
     built = serving.build_hpa(body)
     if hpa is None:
         assert built is None
         return
     assert built is not None
-    assert "replicas" not in deployment["spec"], "SSA must not fight the HPA"
     assert built["apiVersion"] == "autoscaling/v2"
     assert built["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
@@ -180,7 +193,7 @@ def test_image_override_and_resources() -> None:
     body = model_deployment(
         {"model": {"trainingJobRef": {"name": "iris"}}, "image": "mine:2", "resources": resources}
     )
-    c = container(serving.build_deployment(body, MODEL, SETTINGS))
+    c = container(serving.build_deployment(body, MODEL, SETTINGS, replicas=1))
     assert c["image"] == "mine:2"
     assert c["resources"] == resources
 
@@ -208,9 +221,10 @@ def deployment(
     sha: str = SHA,
     spec_replicas: int = 1,
     stalled: bool = False,
+    replica_failure: bool = False,
 ) -> dict[str, Any]:
     built = serving.build_deployment(
-        model_deployment(), MODEL.model_copy(update={"sha256": sha}), SETTINGS
+        model_deployment(), MODEL.model_copy(update={"sha256": sha}), SETTINGS, replicas=1
     )
     built["metadata"]["generation"] = generation
     built["spec"]["replicas"] = spec_replicas
@@ -221,6 +235,15 @@ def deployment(
         "availableReplicas": available,
         "readyReplicas": ready,
     }
+    if replica_failure:
+        built["status"]["conditions"] = [
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "reason": "FailedCreate",
+                "message": 'pods "iris-x" is forbidden: exceeded quota: mem',
+            }
+        ]
     if stalled:
         built["status"]["conditions"] = [
             {
@@ -235,9 +258,29 @@ def deployment(
 
 RESOLVED = serving.Resolution(MODEL, "ModelResolved", "")
 
+
+def server_pod(model: ModelStatus = MODEL, **kwargs: Any) -> dict[str, Any]:
+    """A server pod as its Deployment's template makes it: it carries its model."""
+    made = pod(container="server", **kwargs)
+    made["metadata"]["annotations"] = {
+        naming.ANNOTATION_MODEL_URI: model.uri,
+        naming.ANNOTATION_MODEL_SHA: model.sha256 or "",
+    }
+    return made
+
+
 # (case, deployment, pods, phase, Ready, Degraded, lastFailure reason)
 STATUSES = [
-    ("rolled out", deployment(), [pod(container="server")], "Ready", "True", "False", None),
+    ("rolled out", deployment(), [server_pod()], "Ready", "True", "False", None),
+    (
+        "a pod of the old model still terminating",
+        deployment(),
+        [server_pod(), server_pod(MODEL.model_copy(update={"sha256": "b" * 64}))],
+        "Progressing",
+        "False",
+        "False",
+        None,
+    ),
     (
         "deployment not observed yet",
         deployment(observed=1),
@@ -278,8 +321,7 @@ STATUSES = [
         "crash looping",
         deployment(available=0, ready=0),
         [
-            pod(
-                container="server",
+            server_pod(
                 waiting=("CrashLoopBackOff", "back-off"),
                 restarts=4,
                 last_terminated={"exitCode": 3, "reason": "Error", "message": "sha mismatch"},
@@ -288,14 +330,37 @@ STATUSES = [
         "Degraded",
         "False",
         "True",
+        "ModelLoadFailed",
+    ),
+    (
+        "crash looping for another reason",
+        deployment(available=0, ready=0),
+        [
+            server_pod(
+                waiting=("CrashLoopBackOff", "back-off"),
+                restarts=4,
+                last_terminated={"exitCode": 1, "reason": "Error", "message": "boom"},
+            )
+        ],
+        "Degraded",
+        "False",
+        "True",
         "CrashLoopBackOff",
+    ),
+    (
+        "replica set cannot create pods",
+        deployment(available=0, ready=0, replica_failure=True),
+        [],
+        "Degraded",
+        "False",
+        "True",
+        "FailedCreate",
     ),
     (
         "OOM crash looping",
         deployment(available=0, ready=0),
         [
-            pod(
-                container="server",
+            server_pod(
                 waiting=("CrashLoopBackOff", "back-off"),
                 restarts=2,
                 last_terminated={"exitCode": 137, "reason": "OOMKilled"},
@@ -309,7 +374,7 @@ STATUSES = [
     (
         "image pull",
         deployment(available=0, ready=0),
-        [pod(container="server", phase="Pending", waiting=("ImagePullBackOff", "no such image"))],
+        [server_pod(phase="Pending", waiting=("ImagePullBackOff", "no such image"))],
         "Degraded",
         "False",
         "True",
@@ -318,7 +383,7 @@ STATUSES = [
     (
         "unschedulable",
         deployment(available=0, ready=0),
-        [pod(container="server", phase="Pending", unschedulable="0/1 nodes available")],
+        [server_pod(phase="Pending", unschedulable="0/1 nodes available")],
         "Degraded",
         "False",
         "True",
@@ -369,6 +434,7 @@ def test_hpa_decides_the_desired_count() -> None:
         {
             "model": {"trainingJobRef": {"name": "iris"}},
             "autoscaling": {"minReplicas": 1, "maxReplicas": 5},
+            "resources": {"requests": {"cpu": "1"}},
         }
     )
     scaled = deployment(spec_replicas=3, replicas=3, updated=3, available=2, ready=2)
@@ -381,6 +447,7 @@ def test_not_ready_below_min_replicas_before_the_hpa_acts() -> None:
         {
             "model": {"trainingJobRef": {"name": "iris"}},
             "autoscaling": {"minReplicas": 2, "maxReplicas": 5},
+            "resources": {"requests": {"cpu": "1"}},
         }
     )
     fresh = deployment(spec_replicas=1, replicas=1, updated=1, available=1, ready=1)
@@ -389,24 +456,26 @@ def test_not_ready_below_min_replicas_before_the_hpa_acts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "degraded"), [("ModelNotReady", "False"), ("GateNotMet", "True")]
+    ("reason", "phase", "degraded"),
+    [("ModelNotReady", "Pending", "False"), ("GateNotMet", "Degraded", "True")],
 )
-def test_no_model_means_not_ready_and_no_url(reason: str, degraded: str) -> None:
+def test_no_model_means_not_ready_and_no_url(reason: str, phase: str, degraded: str) -> None:
     resolution = serving.Resolution(None, reason, "TrainingJob iris ...")
     status = serving.serving_status(model_deployment(), resolution, None, None, [], at=AT)
     conds = {c.type: (c.status, c.reason) for c in status.conditions}
-    assert status.phase == "Pending"
+    assert status.phase == phase
     assert conds["Ready"] == ("False", reason)
     assert conds["Degraded"][0] == degraded
     assert status.url is None and status.model is None
 
 
-def test_gate_not_met_while_serving_the_previous_model_is_degraded_but_ready() -> None:
+def test_serving_a_previous_model_while_the_spec_names_none_is_not_ready() -> None:
+    # e.g. the spec moved from a storageUri to a TrainingJob whose only model failed its gate
     resolution = serving.Resolution(None, "GateNotMet", "TrainingJob iris failed its gate")
     status = serving.serving_status(model_deployment(), resolution, MODEL, deployment(), [], at=AT)
     conds = {c.type: c.status for c in status.conditions}
-    assert status.phase == "Ready"
-    assert conds == {"Ready": "True", "Progressing": "False", "Degraded": "True"}
+    assert status.phase == "Degraded"
+    assert conds == {"Ready": "False", "Progressing": "True", "Degraded": "True"}
     assert status.last_failure is not None and status.last_failure.reason == "GateNotMet"
 
 

@@ -15,9 +15,11 @@ from factories import (
     training_job,
 )
 from modelyard import naming, training
+from modelyard.api import TrainingJobSpec
 from modelyard.settings import OperatorSettings
 from modelyard_runtime import contract
 from modelyard_runtime.spec import TrainingSpec
+from pydantic import ValidationError
 
 SETTINGS = OperatorSettings(runtime_image="runtime:1", default_storage_uri="pvc://models")
 AT = "2024-01-02T03:04:05Z"
@@ -143,8 +145,46 @@ def test_job_knobs_pass_through(extra: dict[str, Any], expected: dict[str, Any])
     manifest = training.build_job(training_job({**IRIS_SPEC, **extra}), SETTINGS)
     for key, value in expected.items():
         assert manifest["spec"][key] == value
-    if "activeDeadlineSeconds" not in extra:
-        assert "activeDeadlineSeconds" not in manifest["spec"]
+    if "activeDeadlineSeconds" not in extra:  # bounded in time all the same
+        assert manifest["spec"]["activeDeadlineSeconds"] == 3600
+
+
+def test_no_trainer_is_best_effort() -> None:
+    manifest = training.build_job(training_job(IRIS_SPEC), SETTINGS)
+    assert container_of(manifest)["resources"] == {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"memory": "2Gi"},
+    }
+
+
+def test_one_claim_for_data_and_models_is_one_volume() -> None:
+    spec = {
+        **IRIS_SPEC,
+        "dataset": {"uri": "pvc://shared/data/train.csv", "target": "y"},
+        "output": {"storageUri": "pvc://shared/models/iris"},
+    }
+    pod_spec = training.build_job(training_job(spec), SETTINGS)["spec"]["template"]["spec"]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod_spec["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["shared"], "the same claim twice never mounts"
+    mounts = {m["mountPath"]: m for m in pod_spec["containers"][0]["volumeMounts"]}
+    assert mounts["/mnt/data/shared"] == {
+        "name": "models",
+        "mountPath": "/mnt/data/shared",
+        "readOnly": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["pvc://d/../../etc/passwd", "pvc://d/x/../y.csv", "pvc://d/./x.csv", "file:///mnt/models/x"],
+)
+def test_dataset_uris_stay_inside_their_claim(uri: str) -> None:
+    with pytest.raises(ValidationError):
+        TrainingJobSpec.model_validate({**IRIS_SPEC, "dataset": {"uri": uri, "target": "y"}})
 
 
 def test_resources_pass_through() -> None:

@@ -1,28 +1,56 @@
-"""Operator startup and shutdown: kopf settings, the API client, the periodic resync."""
+"""Operator startup and shutdown: kopf settings, the API client, leader election, the periodic
+resync. What the handlers share is kept in kopf's ``memo`` as a ``State``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from modelyard import naming
 from modelyard.kube import Kube, load_client
+from modelyard.leader import LeaderElector
 from modelyard.reconcile import Reconciler
 from modelyard.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {}
+LEASE_NAME = "modelyard-operator"
+# The children the operator makes, watched (filtered by the API server on our label) so that
+# one changed or deleted by hand is put back at once, not at the next resync.
+WATCHED_CHILDREN = (
+    ("", "pods"),
+    ("", "services"),
+    ("batch", "jobs"),
+    ("apps", "deployments"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("policy", "poddisruptionbudgets"),
+)
 
 
-def reconciler() -> Reconciler:
-    found = _state.get("reconciler")
-    if not isinstance(found, Reconciler):
-        raise kopf.TemporaryError("the operator is still starting", delay=5)
+@dataclass
+class State:
+    settings: OperatorSettings
+    reconciler: Reconciler
+    elector: LeaderElector | None
+    tasks: list[asyncio.Task[None]]
+
+    def leading(self) -> bool:
+        return self.elector is None or self.elector.leading.is_set()
+
+
+def state(memo: Any) -> State | None:
+    """The operator's state, or ``None`` while this instance must not act (still starting,
+    or a standby while another replica leads)."""
+    found = getattr(memo, "modelyard", None)
+    if not isinstance(found, State) or not found.leading():
+        return None
     return found
 
 
@@ -32,38 +60,77 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # for phase transitions only.
     settings.posting.enabled = False
     settings.watching.server_timeout = 600
-    # Watch only the children we made, filtered by the API server (not every pod in the cluster).
+    # A watch that hangs on a half-open connection is dropped and re-established.
+    settings.watching.client_timeout = 660
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
     ours = f"{naming.LABEL_MANAGED_BY}=modelyard"
-    for group, plural in (("", "pods"), ("batch", "jobs"), ("apps", "deployments")):
+    for group, plural in WATCHED_CHILDREN:
         settings.watching.label_selectors[group, plural] = ours
     settings.networking.error_backoffs = [1, 2, 5, 10, 30]
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
     operator = OperatorSettings()
     kube = Kube(await asyncio.to_thread(load_client))
-    _state["reconciler"] = Reconciler(kube, operator)
-    _state["resync"] = asyncio.create_task(resync_forever(operator))
+    elector = None
+    if operator.leader_election:
+        identity = f"{os.environ.get('HOSTNAME', 'modelyard')}-{uuid.uuid4().hex[:8]}"
+        elector = LeaderElector(
+            kube,
+            operator.leader_election_namespace,
+            LEASE_NAME,
+            identity,
+            lease_seconds=operator.leader_election_lease_seconds,
+            renew_seconds=max(1.0, operator.leader_election_lease_seconds / 3),
+        )
+    shared = State(operator, Reconciler(kube, operator), elector, [])
+    memo.modelyard = shared
+    shared.tasks.append(asyncio.create_task(resync_forever(shared)))
+    if elector is not None:
+        shared.tasks.append(asyncio.create_task(elect_forever(shared, elector)))
     log.info("modelyard operator started", extra={"settings": operator.model_dump()})
 
 
 @kopf.on.cleanup()
-async def stop(**_: Any) -> None:
-    task = _state.pop("resync", None)
-    if isinstance(task, asyncio.Task):
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    shared = getattr(memo, "modelyard", None)
+    if not isinstance(shared, State):
+        return
+    for task in shared.tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if shared.elector is not None:
+        await asyncio.to_thread(shared.elector.release)
 
 
-async def resync_forever(settings: OperatorSettings) -> None:
+async def elect_forever(shared: State, elector: LeaderElector) -> None:
+    """Renew or acquire the Lease; on becoming the leader, reconcile everything once (a
+    standby ignored the watch events while it waited)."""
+    while True:
+        was_leading = elector.leading.is_set()
+        leading = await asyncio.to_thread(elector.step)
+        if leading and not was_leading:
+            shared.tasks.append(asyncio.create_task(resync_once(shared)))
+        await asyncio.sleep(elector.renew_seconds)
+
+
+async def resync_once(shared: State) -> None:
+    if not shared.leading():
+        return
+    try:
+        await asyncio.to_thread(shared.reconciler.resync, shared.settings.namespaces)
+    except Exception:
+        log.exception("resync failed")
+
+
+async def resync_forever(shared: State) -> None:
     """Every ``MODELYARD_RESYNC_INTERVAL_SECONDS``, reconcile every object once: catches what a
     missed watch event or a failed API call left behind."""
     while True:
-        await asyncio.sleep(settings.resync_interval_seconds)
-        try:
-            await asyncio.to_thread(reconciler().resync, settings.namespaces)
-        except Exception:
-            log.exception("resync failed; trying again in %ss", settings.resync_interval_seconds)
+        await asyncio.sleep(shared.settings.resync_interval_seconds)
+        await resync_once(shared)

@@ -1,4 +1,5 @@
-"""TrainingJob handlers: any change to a TrainingJob, its Job or its pods reconciles it."""
+"""TrainingJob handlers: any change to a TrainingJob, its Job or its pods reconciles it, and
+then the ModelDeployments that follow it (their model may have changed, or gone)."""
 
 from __future__ import annotations
 
@@ -8,36 +9,42 @@ import kopf
 
 from modelyard import API_GROUP, API_VERSION, naming
 from modelyard.api import TRAINING_JOB_KIND, TRAINING_JOB_PLURAL
-from modelyard.handlers.lifecycle import reconciler
+from modelyard.handlers.lifecycle import State, state
+from modelyard.handlers.modeldeployments import status_caught_up
 
 
-def owner_name(body: kopf.Body, kind: str) -> str | None:
-    for ref in body.metadata.get("ownerReferences") or []:
-        if ref.get("kind") == kind and ref.get("controller"):
-            return str(ref["name"])
-    return None
-
-
-def reconcile(namespace: str, name: str) -> None:
-    reconciler().training_job(namespace, name)
-    reconciler().deployments_following(namespace, name)
+def reconcile(shared: State, namespace: str, name: str) -> None:
+    shared.reconciler.training_job(namespace, name)
+    shared.reconciler.deployments_following(namespace, name)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, TRAINING_JOB_PLURAL)
-def training_job_changed(type: str, namespace: str | None, name: str, **_: Any) -> None:
-    if type != "DELETED" and namespace:
-        reconcile(namespace, name)
+def training_job_changed(
+    type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    shared = state(memo)
+    if shared is None or not namespace:
+        return
+    if type == "DELETED":
+        # Its followers lose their model source: their status must say so now.
+        shared.reconciler.deployments_following(namespace, name)
+        return
+    if type == "MODIFIED" and status_caught_up(body):
+        return  # our own status write: the reconcile that wrote it also ran the followers
+    reconcile(shared, namespace, name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: "trainer"})
-def trainer_job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-    owner = owner_name(body, TRAINING_JOB_KIND)
-    if owner and namespace:
-        reconcile(namespace, owner)
+def trainer_job_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    shared = state(memo)
+    owner = naming.owner_name(dict(body), TRAINING_JOB_KIND)
+    if shared is not None and owner and namespace:
+        reconcile(shared, namespace, owner)
 
 
 @kopf.on.event("", "v1", "pods", labels={naming.LABEL_COMPONENT: "trainer"})
-def trainer_pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+def trainer_pod_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    shared = state(memo)
     owner = body.metadata.annotations.get(naming.LABEL_TRAINING_JOB)
-    if owner and namespace:
-        reconcile(namespace, owner)
+    if shared is not None and owner and namespace:
+        reconcile(shared, namespace, owner)
