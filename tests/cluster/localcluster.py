@@ -605,6 +605,8 @@ class LocalCluster:
         self._etcd_url = ""
         self._admin_token = ""
         self._procs: list[_Proc] = []
+        # Each component's command line as started: start_component reuses ports and flags.
+        self._command_lines: dict[str, list[str]] = {}
 
     # -- public API ---------------------------------------------------------------------
 
@@ -659,6 +661,67 @@ class LocalCluster:
         """Component name -> whether its process is alive."""
         procs = self._procs or self._load_pids()
         return {p.name: _alive(p.pid, p.start_time) for p in procs}
+
+    # -- one component down and up again (the fault tests, tests/e2e/faults) ---------------
+
+    @property
+    def etcd_url(self) -> str:
+        """etcd's client URL (plain HTTP on 127.0.0.1; its JSON gateway serves ``/v3/kv/*``)."""
+        return self._etcd_url
+
+    def _component(self, name: str) -> _Proc:
+        for proc in self._procs:
+            if proc.name == name:
+                return proc
+        raise ClusterError(f"no component {name!r} started by this LocalCluster")
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component by its PID (SIGTERM, SIGKILL after ``stop_timeout``); the others
+        keep running. ``start_component`` brings it back."""
+        proc = self._component(name)
+        _terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
+
+    def start_component(self, name: str, timeout: float = 60.0) -> None:
+        """Start a stopped component again with the same command line (same ports, same etcd
+        data), so its clients reconnect to it; return once it serves (etcd ``/health``,
+        apiserver ``/readyz``; the others at once)."""
+        old = self._component(name)
+        if _alive(old.pid, old.start_time):
+            raise ClusterError(f"{name} is still running")
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env["KWOK_WORKDIR"] = str(self.layout.kwok_home)
+        with (self.layout.logs / f"{name}.log").open("ab") as log:
+            popen = subprocess.Popen(
+                self._command_lines[name],
+                cwd=self.layout.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=None if self.detached else _die_with_parent,
+            )
+        start_time = _proc_start_time(popen.pid)
+        if start_time is None:
+            popen.wait()
+            raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
+        self._procs[self._procs.index(old)] = _Proc(name, popen.pid, start_time, popen)
+        self._save_pids()
+        gate = {"etcd": self._etcd_healthy, "kube-apiserver": self._readyz}.get(name)
+        if gate is not None:
+            self._wait(f"{name} serving again", gate, time.monotonic() + timeout)
+
+    def restart_component(
+        self, name: str, *, while_down: Callable[[], None] | None = None, timeout: float = 60.0
+    ) -> float:
+        """``stop_component``, then ``while_down()`` if given, then ``start_component``; returns
+        how many seconds the component was down."""
+        self.stop_component(name)
+        down = time.monotonic()
+        if while_down is not None:
+            while_down()
+        self.start_component(name, timeout=timeout)
+        return time.monotonic() - down
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         """Run the cluster's own kubectl (same version as the apiserver) and return stdout."""
@@ -867,7 +930,7 @@ class LocalCluster:
         }
 
     def _start_components(self, deadline: float) -> None:
-        commands = self._commands()
+        commands = self._command_lines = self._commands()
         # Each gate holds back the next components until their dependency serves: starting
         # all at once works too, but fills the logs with connection-refused and RBAC-forbidden
         # noise (bootstrap roles do not exist yet) that hides real problems.

@@ -25,7 +25,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from tests.cluster.localcluster import LocalCluster
+from tests.cluster.localcluster import LocalCluster, _proc_start_time, _terminate
 
 REPO = Path(__file__).resolve().parents[2]
 UP = REPO / "hack" / "node" / "up.sh"
@@ -98,6 +98,23 @@ class RealNode:
             text=True,
             timeout=180,
         )
+
+    def stop_kubelet(self, timeout: float = 20.0) -> None:
+        """Stop only the kubelet (SIGTERM, then SIGKILL), by the pid and start time up.sh
+        recorded; its containers keep running under containerd, as on a real node."""
+        record = self.node_dir / "pids" / "kubelet"
+        try:
+            pid, start_time = (int(f) for f in record.read_text().split())
+        except (FileNotFoundError, ValueError) as e:
+            raise NodeError(f"no kubelet recorded in {record}") from e
+        if _proc_start_time(pid) == start_time:
+            _terminate(pid, start_time, timeout, None)
+        # up.sh starts a kubelet again when its record is gone (as hack/node/lib.sh's stop_pid).
+        record.unlink(missing_ok=True)
+
+    def start_kubelet(self) -> None:
+        """Start the kubelet again (up.sh: leaves running parts alone, waits for Ready)."""
+        self.start()
 
     def log_tail(self, component: str, lines: int = 30) -> str:
         path = self.node_dir / "logs" / f"{component}.log"

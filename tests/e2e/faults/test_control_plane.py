@@ -1,0 +1,339 @@
+"""Faults of the operator and the control plane, with the model served on the real node.
+
+Each test breaks one thing once, then checks that nothing was lost: the served Service
+answered every request of the steady client (the data plane does not need the control plane),
+the operator is still running, and it sees changes again -- a probe ModelDeployment and a
+probe (suspended) TrainingJob get their status within ``WATCH_SECONDS``, well under the
+operator's resync, so only a live watch can have delivered them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster.localcluster import LocalCluster
+from tests.cluster.operator_harness import (
+    GROUP_VERSION,
+    Modelyard,
+    OperatorProcess,
+    phase,
+)
+
+from .faultlib import (
+    REPLICAS,
+    RESYNC_SECONDS,
+    WATCH_SECONDS,
+    RowRecorder,
+    Served,
+    StallProxy,
+    SteadyClient,
+    etcd_compact_all,
+    holds,
+    jobs_of,
+    list_resource_version,
+    md_ready,
+    model_versions,
+    probe_md,
+    probe_md_answered,
+    probe_tj,
+    probe_tj_answered,
+    sha256_file,
+    status_of,
+    touch,
+    waited,
+    watch_answer,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+# How long the hang test keeps the operator's connections frozen, and how soon after they
+# heal the operator must see changes again (a hung call or watch must time out by then).
+STALL_SECONDS = 15.0
+HANG_RECOVERY_SECONDS = 60.0
+CR_PATHS = {
+    "ModelDeployment": f"/apis/{GROUP_VERSION}/modeldeployments",
+    "TrainingJob": f"/apis/{GROUP_VERSION}/trainingjobs",
+}
+
+
+@pytest.fixture
+def probes(modelyard: Modelyard, served: Served) -> Iterator[list[str]]:
+    """Names of probe objects a test creates; deleted after it."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        modelyard.api.delete(GROUP_VERSION, "ModelDeployment", served.namespace, name)
+        modelyard.api.delete(GROUP_VERSION, "TrainingJob", served.namespace, name)
+
+
+def apply_probes(modelyard: Modelyard, namespace: str, name: str, probes: list[str]) -> None:
+    probes.append(name)
+    modelyard.kubectl.apply(probe_md(name), probe_tj(name), namespace=namespace)
+
+
+def probes_answered(modelyard: Modelyard, namespace: str, name: str) -> bool:
+    api = modelyard.api
+    return probe_md_answered(api, namespace, name) and probe_tj_answered(api, namespace, name)
+
+
+def restart_if_wedged(operator: OperatorProcess, recovered: bool) -> str:
+    """A failed recovery must not take the rest of the suite down with it."""
+    running = operator.popen is not None and operator.popen.poll() is None
+    if recovered and running:
+        return ""
+    if running:
+        operator.kill()
+    operator.start()
+    return " (the operator was then restarted so the suite can go on)"
+
+
+def test_operator_sigkill_mid_reconcile(
+    modelyard: Modelyard,
+    served: Served,
+    steady: SteadyClient,
+    fault_operator: OperatorProcess,
+    report: RowRecorder,
+) -> None:
+    """``served`` trained its model through a SIGKILL of the operator right after it had
+    created the Job: one Job (the same one), one model, status converged and staying so.
+    Then the operator is SIGKILLed again while serving: no request is lost."""
+    api, ns, name = modelyard.api, served.namespace, served.name
+    jobs = jobs_of(api, ns, name)
+    tj = api.tj(ns, name)
+    status = status_of(tj)
+    model = status.get("model") or {}
+    versions = model_versions(served.models_dir)
+    killed = served.killed_status
+    report.add(
+        "operator SIGKILL mid-reconcile (Job just created), restarted",
+        f"status at the kill: phase={killed.get('phase')}, jobName={killed.get('jobName')}; "
+        f"after: {len(jobs)} Job(s), same uid: "
+        f"{[j['metadata']['uid'] for j in jobs] == [served.killed_job_uid]}, "
+        f"phase {phase(tj)}, model dirs {versions}",
+        served.kill_to_converged,
+        "n/a (nothing served yet)",
+    )
+    assert [j["metadata"]["uid"] for j in jobs] == [served.killed_job_uid], (
+        "the restarted operator must keep the Job it created before the kill, not add one: "
+        + json.dumps([j["metadata"] for j in jobs], indent=1, default=str)
+    )
+    assert phase(tj) == "Succeeded", json.dumps(status, indent=1)
+    assert versions == [model.get("version")], (versions, model)
+    version_dir = served.models_dir / model["version"]
+    metadata = json.loads((version_dir / "metadata.json").read_text())
+    assert metadata["modelVersion"] == model["version"]
+    assert sha256_file(version_dir / "model.skops") == metadata["sha256"]
+    assert model["uri"].endswith("/" + model["version"])
+    md = api.md(ns, name)
+    assert (status_of(md).get("model") or {}).get("version") == model["version"]
+
+    # Stays true: another reconcile (a touched TrainingJob) changes nothing.
+    touch(modelyard.kubectl, "trainingjob", ns, name)
+    holds(
+        "TrainingJob iris Succeeded with the same model",
+        lambda: (
+            (t := api.tj(ns, name)) is not None
+            and phase(t) == "Succeeded"
+            and status_of(t).get("model") == model
+        ),
+        3,
+        show=lambda: status_of(api.tj(ns, name)),
+    )
+
+    # Killed again while serving (a touched Deployment makes it reconcile the ModelDeployment).
+    with steady.window("operator SIGKILL while serving") as win:
+        touch(modelyard.kubectl, "deployment", ns, name)
+        fault_operator.kill()
+        began = time.monotonic()
+        fault_operator.start()
+        touch(modelyard.kubectl, "deployment", ns, name)
+        ready, _ = waited(lambda: md_ready(api, ns, name, REPLICAS), WATCH_SECONDS)
+        took = time.monotonic() - began
+    stats = win.stats()
+    report.add(
+        "operator SIGKILL while serving, restarted",
+        "restarted; ModelDeployment " + ("Ready 2/2" if ready else "NOT Ready"),
+        took if ready else None,
+        stats.lost(),
+    )
+    assert ready, json.dumps(status_of(api.md(ns, name)), indent=1)
+    assert stats.failed == 0, stats
+
+
+def test_apiserver_restarted(
+    modelyard: Modelyard,
+    e2e_cluster: LocalCluster,
+    healthy: Served,
+    steady: SteadyClient,
+    fault_operator: OperatorProcess,
+    probes: list[str],
+    report: RowRecorder,
+) -> None:
+    ns = healthy.namespace
+    with steady.window("kube-apiserver restart") as win:
+        down = e2e_cluster.restart_component("kube-apiserver")
+        back = time.monotonic()
+        apply_probes(modelyard, ns, "probe-apiserver", probes)
+        seen, _ = waited(lambda: probes_answered(modelyard, ns, "probe-apiserver"), WATCH_SECONDS)
+        took = time.monotonic() - back
+    stats = win.stats()
+    alive = fault_operator.popen is not None and fault_operator.popen.poll() is None
+    report.add(
+        "kube-apiserver restarted",
+        f"apiserver down+starting {down:.1f}s; operator "
+        + ("kept running" if alive else "EXITED")
+        + ("; probes reconciled" if seen else f"; probes NOT reconciled within {WATCH_SECONDS}s"),
+        took if seen else None,
+        stats.lost(),
+    )
+    restarted = restart_if_wedged(fault_operator, alive and bool(seen))
+    assert alive, "the operator exited when the API server restarted" + restarted
+    assert seen, f"probes not reconciled within {WATCH_SECONDS}s of the restart{restarted}"
+    assert stats.failed == 0, stats
+    assert md_ready(modelyard.api, ns, healthy.name, REPLICAS)
+
+
+def test_watch_expired_410_gone(
+    modelyard: Modelyard,
+    e2e_cluster: LocalCluster,
+    healthy: Served,
+    steady: SteadyClient,
+    fault_operator: OperatorProcess,
+    probes: list[str],
+    report: RowRecorder,
+) -> None:
+    """Every resourceVersion the operator's watches hold is made to expire: the API server is
+    stopped, etcd is compacted past everything it handed out, the API server comes back (its
+    watch cache starts afresh). A watch from a version listed before the restart must get
+    "410 Gone" (the proof the fault happened); the operator must re-list and see changes."""
+    api, ns = modelyard.api, healthy.namespace
+    before = {kind: list_resource_version(api, path) for kind, path in CR_PATHS.items()}
+    compacted: list[int] = []
+    with steady.window("watch expired") as win:
+        e2e_cluster.restart_component(
+            "kube-apiserver",
+            while_down=lambda: compacted.append(etcd_compact_all(e2e_cluster.etcd_url)),
+        )
+        back = time.monotonic()
+        answers = {kind: watch_answer(api, CR_PATHS[kind], rv) for kind, rv in before.items()}
+        apply_probes(modelyard, ns, "probe-gone", probes)
+        seen, _ = waited(lambda: probes_answered(modelyard, ns, "probe-gone"), WATCH_SECONDS)
+        # A change to an existing object, not only a new one, must get through as well.
+        modelyard.kubectl.apply(probe_md("probe-gone", ref="still-missing"), namespace=ns)
+        updated, _ = waited(
+            lambda: probe_md_answered(api, ns, "probe-gone", ref="still-missing"), WATCH_SECONDS
+        )
+        took = time.monotonic() - back
+    stats = win.stats()
+    gone = {
+        kind: bool(a and a.get("type") == "ERROR" and (a.get("object") or {}).get("code") == 410)
+        for kind, a in answers.items()
+    }
+    alive = fault_operator.popen is not None and fault_operator.popen.poll() is None
+    report.add(
+        "watch expired (410 Gone): apiserver stopped, etcd compacted, apiserver started",
+        f"etcd compacted to revision {compacted[0] if compacted else '?'}; a watch from the "
+        f"pre-restart versions got 410: {gone}; operator "
+        + ("kept running" if alive else "EXITED")
+        + f"; new probes seen: {bool(seen)}, update seen: {bool(updated)}",
+        took if (seen and updated) else None,
+        stats.lost(),
+    )
+    restarted = restart_if_wedged(fault_operator, alive and bool(seen and updated))
+    assert all(gone.values()), f"the fault did not happen: watches from {before} got {answers}"
+    assert alive, "the operator exited after its watches expired" + restarted
+    assert seen and updated, f"changes not seen within {WATCH_SECONDS}s after 410{restarted}"
+    assert stats.failed == 0, stats
+
+
+def test_etcd_restarted(
+    modelyard: Modelyard,
+    e2e_cluster: LocalCluster,
+    healthy: Served,
+    steady: SteadyClient,
+    fault_operator: OperatorProcess,
+    probes: list[str],
+    report: RowRecorder,
+) -> None:
+    ns = healthy.namespace
+    with steady.window("etcd restart") as win:
+        # Down for a few seconds, long enough for the operator's calls to fail meanwhile.
+        down = e2e_cluster.restart_component("etcd", while_down=lambda: time.sleep(3))
+        back = time.monotonic()
+        apply_probes(modelyard, ns, "probe-etcd", probes)
+        seen, _ = waited(lambda: probes_answered(modelyard, ns, "probe-etcd"), WATCH_SECONDS)
+        took = time.monotonic() - back
+    stats = win.stats()
+    alive = fault_operator.popen is not None and fault_operator.popen.poll() is None
+    report.add(
+        "etcd restarted",
+        f"etcd down {down:.1f}s; operator "
+        + ("kept running" if alive else "EXITED")
+        + ("; probes reconciled" if seen else f"; probes NOT reconciled in {WATCH_SECONDS}s"),
+        took if seen else None,
+        stats.lost(),
+    )
+    restarted = restart_if_wedged(fault_operator, alive and bool(seen))
+    assert alive, "the operator exited when etcd restarted" + restarted
+    assert seen, f"probes not reconciled within {WATCH_SECONDS}s of etcd's restart{restarted}"
+    assert stats.failed == 0, stats
+
+
+def test_hanging_apiserver_connection(
+    modelyard: Modelyard,
+    healthy: Served,
+    steady: SteadyClient,
+    fault_operator: OperatorProcess,
+    apiserver_proxy: StallProxy,
+    probes: list[str],
+    report: RowRecorder,
+) -> None:
+    """The operator's connections to the API server hang (the proxy forwards nothing and
+    closes nothing) for ``STALL_SECONDS``; then new connections work again but the hung ones
+    stay hung. The operator must give up on hung calls and watches by itself and see
+    changes made during and after the stall within ``HANG_RECOVERY_SECONDS``."""
+    ns = healthy.namespace
+    recovered = False
+    try:
+        with steady.window("hanging apiserver connection") as win:
+            frozen = apiserver_proxy.stall()
+            apply_probes(modelyard, ns, "probe-hang-during", probes)
+            # Not seen while stalled: the proxy really is the operator's only way in.
+            early, _ = waited(
+                lambda: probes_answered(modelyard, ns, "probe-hang-during"), STALL_SECONDS
+            )
+            apiserver_proxy.resume()
+            healed = time.monotonic()
+            apply_probes(modelyard, ns, "probe-hang-after", probes)
+            during, _ = waited(
+                lambda: probes_answered(modelyard, ns, "probe-hang-during"),
+                HANG_RECOVERY_SECONDS,
+            )
+            left = max(1.0, HANG_RECOVERY_SECONDS - (time.monotonic() - healed))
+            after, _ = waited(lambda: probes_answered(modelyard, ns, "probe-hang-after"), left)
+            took = time.monotonic() - healed
+        recovered = bool(during and after)
+        stats = win.stats()
+        report.add(
+            "slow/hanging API server connection (proxy stalls, hung sockets never closed)",
+            f"{frozen} open connection(s) frozen for {STALL_SECONDS:.0f}s, "
+            f"{apiserver_proxy.frozen_total} in all; change during the stall seen: "
+            f"{bool(during)}, change after it seen: {bool(after)} "
+            f"(within {HANG_RECOVERY_SECONDS:.0f}s of healing)",
+            took if recovered else None,
+            stats.lost(),
+        )
+        assert not early, "the operator saw a change while its connections hung: not a fault"
+        assert recovered, (
+            f"the operator did not see changes within {HANG_RECOVERY_SECONDS:.0f}s after its "
+            "connection healed: a hung call or watch was not timed out "
+            f"(resync every {RESYNC_SECONDS:.0f}s)"
+        )
+        assert stats.failed == 0, stats
+    finally:
+        apiserver_proxy.resume()
+        restart_if_wedged(fault_operator, recovered)
