@@ -51,9 +51,11 @@ from .faultlib import (
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 # How long the hang test keeps the operator's connections frozen, and how soon after they
-# heal the operator must see changes again (a hung call or watch must time out by then).
-STALL_SECONDS = 15.0
-HANG_RECOVERY_SECONDS = 60.0
+# heal the operator must see changes again: a hung call times out (the operator's request
+# timeout is 30 s) and the next resync converges. Its watches may stay hung for much longer
+# (kopf's client timeout); the report says whether a watch or the resync delivered the change.
+STALL_SECONDS = 10.0
+HANG_RECOVERY_SECONDS = RESYNC_SECONDS + 30.0
 CR_PATHS = {
     "ModelDeployment": f"/apis/{GROUP_VERSION}/modeldeployments",
     "TrainingJob": f"/apis/{GROUP_VERSION}/trainingjobs",
@@ -96,6 +98,7 @@ def test_operator_sigkill_mid_reconcile(
     served: Served,
     steady: SteadyClient,
     fault_operator: OperatorProcess,
+    probes: list[str],
     report: RowRecorder,
 ) -> None:
     """``served`` trained its model through a SIGKILL of the operator right after it had
@@ -150,16 +153,20 @@ def test_operator_sigkill_mid_reconcile(
         fault_operator.kill()
         began = time.monotonic()
         fault_operator.start()
-        touch(modelyard.kubectl, "deployment", ns, name)
-        ready, _ = waited(lambda: md_ready(api, ns, name, REPLICAS), WATCH_SECONDS)
+        # The new process acts: it answers a new object, and the served one is still Ready.
+        apply_probes(modelyard, ns, "probe-killed", probes)
+        seen, _ = waited(lambda: probes_answered(modelyard, ns, "probe-killed"), WATCH_SECONDS)
+        ready = md_ready(api, ns, name, REPLICAS)
         took = time.monotonic() - began
     stats = win.stats()
     report.add(
         "operator SIGKILL while serving, restarted",
-        "restarted; ModelDeployment " + ("Ready 2/2" if ready else "NOT Ready"),
-        took if ready else None,
+        f"restarted; probes reconciled: {bool(seen)}; ModelDeployment "
+        + ("Ready 2/2" if ready else "NOT Ready"),
+        took if seen and ready else None,
         stats.lost(),
     )
+    assert seen, f"the restarted operator did not reconcile new objects in {WATCH_SECONDS}s"
     assert ready, json.dumps(status_of(api.md(ns, name)), indent=1)
     assert stats.failed == 0, stats
 
@@ -309,21 +316,30 @@ def test_hanging_apiserver_connection(
             apiserver_proxy.resume()
             healed = time.monotonic()
             apply_probes(modelyard, ns, "probe-hang-after", probes)
-            during, _ = waited(
-                lambda: probes_answered(modelyard, ns, "probe-hang-during"),
-                HANG_RECOVERY_SECONDS,
+            # When each change reached status, counted from the healing.
+            seen: dict[str, float] = {}
+            while len(seen) < 2 and time.monotonic() - healed < HANG_RECOVERY_SECONDS:
+                for probe in ("probe-hang-during", "probe-hang-after"):
+                    if probe not in seen and probes_answered(modelyard, ns, probe):
+                        seen[probe] = time.monotonic() - healed
+                time.sleep(0.5)
+            during, after = seen.get("probe-hang-during"), seen.get("probe-hang-after")
+            took = max(seen.values()) if seen else None
+        recovered = during is not None and after is not None
+
+        def when(at: float | None) -> str:
+            if at is None:
+                return f"NOT within {HANG_RECOVERY_SECONDS:.0f}s"
+            return f"{at:.0f}s after healing" + (
+                " (fast)" if at <= WATCH_SECONDS else " (slower than a watch)"
             )
-            left = max(1.0, HANG_RECOVERY_SECONDS - (time.monotonic() - healed))
-            after, _ = waited(lambda: probes_answered(modelyard, ns, "probe-hang-after"), left)
-            took = time.monotonic() - healed
-        recovered = bool(during and after)
+
         stats = win.stats()
         report.add(
             "slow/hanging API server connection (proxy stalls, hung sockets never closed)",
             f"{frozen} open connection(s) frozen for {STALL_SECONDS:.0f}s, "
-            f"{apiserver_proxy.frozen_total} in all; change during the stall seen: "
-            f"{bool(during)}, change after it seen: {bool(after)} "
-            f"(within {HANG_RECOVERY_SECONDS:.0f}s of healing)",
+            f"{apiserver_proxy.frozen_total} in all; the change made during the stall seen "
+            f"{when(during)}, the one made after it {when(after)}",
             took if recovered else None,
             stats.lost(),
         )
