@@ -14,7 +14,9 @@ import orjson
 
 # LogRecord attributes that are not user-supplied `extra=` fields.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
-    "message", "asctime", "color_message",  # uvicorn adds an ANSI-coloured copy
+    "message",
+    "asctime",
+    "color_message",  # uvicorn adds an ANSI-coloured copy
 }
 
 

@@ -55,20 +55,24 @@ class TrainerRun:
         return json.loads((self.model_dir / "metadata.json").read_text())
 
 
-def run_trainer(spec: Any, workdir: Path, version: str | None = "v1",
-                **env: str) -> TrainerRun:
+def run_trainer(spec: Any, workdir: Path, version: str | None = "v1", **env: str) -> TrainerRun:
     """``python -m modelyard_runtime.train`` with the spec in the environment."""
     workdir.mkdir(parents=True, exist_ok=True)
     output_dir = workdir / "models"
     result_path = workdir / "result.json"
-    extra = {ENV_RESULT_PATH: str(result_path),
-             ENV_TRAINING_SPEC: spec if isinstance(spec, str) else json.dumps(spec)}
+    extra = {
+        ENV_RESULT_PATH: str(result_path),
+        ENV_TRAINING_SPEC: spec if isinstance(spec, str) else json.dumps(spec),
+    }
     if version:
         extra[ENV_MODEL_VERSION] = version
     extra.update(env)
     done = subprocess.run(
         [sys.executable, "-m", "modelyard_runtime.train", "--output-dir", str(output_dir)],
-        env=runtime_env(**extra), capture_output=True, text=True, timeout=600,
+        env=runtime_env(**extra),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result_path.exists(), f"no result file; stderr:\n{done.stderr[-3000:]}"
     text = result_path.read_text()
@@ -92,15 +96,24 @@ class Server:
         return self.log_path.read_text()
 
 
-def start_server(model_dir: Path, log_path: Path, name: str = "iris",
-                 **env: str) -> subprocess.Popen[str]:
+def start_server(
+    model_dir: Path, log_path: Path, name: str = "iris", **env: str
+) -> subprocess.Popen[str]:
     port = env.pop("port", None) or str(free_port())
-    extra = {ENV_MODEL_DIR: str(model_dir), ENV_MODEL_NAME: name, ENV_PORT: port,
-             "MODELYARD_HOST": "127.0.0.1", **env}
+    extra = {
+        ENV_MODEL_DIR: str(model_dir),
+        ENV_MODEL_NAME: name,
+        ENV_PORT: port,
+        "MODELYARD_HOST": "127.0.0.1",
+        **env,
+    }
     log = log_path.open("w")
     return subprocess.Popen(
-        [sys.executable, "-m", "modelyard_runtime.serve"], env=runtime_env(**extra),
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "modelyard_runtime.serve"],
+        env=runtime_env(**extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -152,8 +165,11 @@ def serving(model_dir: Path, log_path: Path, name: str = "iris", **env: str) -> 
 
 @pytest.fixture(scope="session")
 def iris_server(iris_run: TrainerRun, session_dir: Path) -> Iterator[Server]:
-    with serving(iris_run.model_dir, session_dir / "iris-server.log",
-                 **{ENV_MAX_BODY_BYTES: str(TEST_MAX_BODY_BYTES)}) as server:
+    with serving(
+        iris_run.model_dir,
+        session_dir / "iris-server.log",
+        **{ENV_MAX_BODY_BYTES: str(TEST_MAX_BODY_BYTES)},
+    ) as server:
         yield server
 
 

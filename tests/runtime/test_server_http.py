@@ -28,8 +28,17 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 
 
 def infer_body(rows: list[list[float]] = ROWS, **extra: Any) -> dict[str, Any]:
-    return {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64",
-                        "data": [v for row in rows for v in row]}], **extra}
+    return {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [len(rows), 4],
+                "datatype": "FP64",
+                "data": [v for row in rows for v in row],
+            }
+        ],
+        **extra,
+    }
 
 
 def assert_good_request(server: Server) -> None:
@@ -59,8 +68,12 @@ def test_model_metadata_and_readiness(iris_server: Server, iris_run: TrainerRun)
     for path in ("/v2/models/iris/ready", f"/v2/models/iris/versions/{version}/ready"):
         response = httpx.get(iris_server.url + path)
         assert response.status_code == 200 and response.json()["ready"] is True
-    for path in ("/v2/models/nope", "/v2/models/nope/ready", "/v2/models/iris/versions/v0",
-                 "/v2/models/iris/versions/v0/ready"):
+    for path in (
+        "/v2/models/nope",
+        "/v2/models/nope/ready",
+        "/v2/models/iris/versions/v0",
+        "/v2/models/iris/versions/v0/ready",
+    ):
         response = httpx.get(iris_server.url + path)
         assert response.status_code == 404 and "error" in response.json()
 
@@ -68,15 +81,16 @@ def test_model_metadata_and_readiness(iris_server: Server, iris_run: TrainerRun)
 def test_predict_and_probabilities(iris_server: Server, iris_run: TrainerRun) -> None:
     version = iris_run.result["model"]["version"]
     for path in ("/v2/models/iris/infer", f"/v2/models/iris/versions/{version}/infer"):
-        response = httpx.post(iris_server.url + path, json=infer_body(
-            id="req-42", outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
+        response = httpx.post(
+            iris_server.url + path,
+            json=infer_body(id="req-42", outputs=[{"name": "predict"}, {"name": "predict_proba"}]),
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["id"] == "req-42"
         assert body["model_name"] == "iris" and body["model_version"] == version
         predict, proba = body["outputs"]
-        assert predict == {"name": "predict", "shape": [3], "datatype": "INT64",
-                           "data": [0, 2, 1]}
+        assert predict == {"name": "predict", "shape": [3], "datatype": "INT64", "data": [0, 2, 1]}
         assert proba["name"] == "predict_proba" and proba["shape"] == [3, 3]
         assert proba["datatype"] == "FP64"
         matrix = np.asarray(proba["data"]).reshape(3, 3)
@@ -87,18 +101,25 @@ def test_predict_and_probabilities(iris_server: Server, iris_run: TrainerRun) ->
 def test_one_input_per_feature_column(iris_server: Server, iris_run: TrainerRun) -> None:
     names = [f["name"] for f in iris_run.metadata()["features"]]
     columns = list(zip(*ROWS, strict=True))
-    body = {"inputs": [{"name": n, "shape": [3], "datatype": "FP32", "data": list(c)}
-                       for n, c in zip(names, columns, strict=True)]}
+    body = {
+        "inputs": [
+            {"name": n, "shape": [3], "datatype": "FP32", "data": list(c)}
+            for n, c in zip(names, columns, strict=True)
+        ]
+    }
     response = httpx.post(f"{iris_server.url}/v2/models/iris/infer", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == [0, 2, 1]
 
 
 def test_no_content_type_and_extra_parameters(iris_server: Server) -> None:
-    body = infer_body(parameters={"binary_data_output": False, "custom": 1},
-                      outputs=[{"name": "predict", "parameters": {"binary_data": False}}])
-    response = httpx.post(f"{iris_server.url}/v2/models/iris/infer",
-                          content=json.dumps(body).encode())
+    body = infer_body(
+        parameters={"binary_data_output": False, "custom": 1},
+        outputs=[{"name": "predict", "parameters": {"binary_data": False}}],
+    )
+    response = httpx.post(
+        f"{iris_server.url}/v2/models/iris/infer", content=json.dumps(body).encode()
+    )
     assert "content-type" not in response.request.headers
     assert response.status_code == 200, response.text
 
@@ -110,34 +131,55 @@ def _bad_requests() -> list[tuple[str, str, Any, int]]:
     return [
         ("wrong-shape", "/v2/models/iris/infer", tensor([1, 3], "FP64", [1, 2, 3]), 400),
         ("count-mismatch", "/v2/models/iris/infer", tensor([2, 4], "FP64", [1, 2, 3, 4]), 400),
-        ("wrong-datatype", "/v2/models/iris/infer", tensor([1, 4], "FP64", ["a", "b", "c", "d"]),
-         400),
+        (
+            "wrong-datatype",
+            "/v2/models/iris/infer",
+            tensor([1, 4], "FP64", ["a", "b", "c", "d"]),
+            400,
+        ),
         ("unknown-datatype", "/v2/models/iris/infer", tensor([1, 4], "FP128", [1, 2, 3, 4]), 400),
-        ("int-with-floats", "/v2/models/iris/infer", tensor([1, 4], "INT32", [1.5, 2, 3, 4]),
-         400),
-        ("nan", "/v2/models/iris/infer", b'{"inputs":[{"name":"x","shape":[1,4],'
-         b'"datatype":"FP64","data":[NaN,1,2,3]}]}', 400),
+        ("int-with-floats", "/v2/models/iris/infer", tensor([1, 4], "INT32", [1.5, 2, 3, 4]), 400),
+        (
+            "nan",
+            "/v2/models/iris/infer",
+            b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":[NaN,1,2,3]}]}',
+            400,
+        ),
         ("null", "/v2/models/iris/infer", tensor([1, 4], "FP64", [None, 1, 2, 3]), 400),
-        ("unknown-output", "/v2/models/iris/infer",
-         {**tensor([1, 4], "FP64", [1, 2, 3, 4]), "outputs": [{"name": "logits"}]}, 400),
+        (
+            "unknown-output",
+            "/v2/models/iris/infer",
+            {**tensor([1, 4], "FP64", [1, 2, 3, 4]), "outputs": [{"name": "logits"}]},
+            400,
+        ),
         ("malformed-json", "/v2/models/iris/infer", b'{"inputs": [', 400),
         ("not-an-object", "/v2/models/iris/infer", b"[1, 2, 3]", 400),
         ("empty-body", "/v2/models/iris/infer", b"", 400),
         ("unknown-model", "/v2/models/roses/infer", infer_body(), 404),
         ("unknown-version", "/v2/models/iris/versions/v999/infer", infer_body(), 404),
-        ("oversized", "/v2/models/iris/infer",
-         tensor([1, 4], "FP64", [1.0] * (TEST_MAX_BODY_BYTES // 4)), 413),
+        (
+            "oversized",
+            "/v2/models/iris/infer",
+            tensor([1, 4], "FP64", [1.0] * (TEST_MAX_BODY_BYTES // 4)),
+            413,
+        ),
     ]
 
 
-@pytest.mark.parametrize(("case", "path", "body", "status"), _bad_requests(),
-                         ids=[c[0] for c in _bad_requests()])
+@pytest.mark.parametrize(
+    ("case", "path", "body", "status"), _bad_requests(), ids=[c[0] for c in _bad_requests()]
+)
 def test_bad_request_then_good_request(
-    iris_server: Server, case: str, path: str, body: Any, status: int,
+    iris_server: Server,
+    case: str,
+    path: str,
+    body: Any,
+    status: int,
 ) -> None:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = httpx.post(iris_server.url + path, content=content,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        iris_server.url + path, content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == status, (case, response.text)
     assert set(response.json()) == {"error"} and response.json()["error"]
     assert iris_server.process.poll() is None
@@ -194,22 +236,25 @@ def test_tampered_model_file_is_refused(iris_run: TrainerRun, tmp_path: Path) ->
     with (model_dir / "model.skops").open("ab") as stream:
         stream.write(b"\0")
     log = _refused(model_dir, tmp_path / "server.log")
-    refusal = [json.loads(line) for line in log.splitlines()
-               if line.startswith("{") and "refusing to start" in line]
+    refusal = [
+        json.loads(line)
+        for line in log.splitlines()
+        if line.startswith("{") and "refusing to start" in line
+    ]
     assert refusal and "sha256 mismatch" in refusal[0]["message"], log
     assert refusal[0]["level"] == "error"
 
 
 def test_wrong_expected_sha256_is_refused(iris_run: TrainerRun, tmp_path: Path) -> None:
-    log = _refused(iris_run.model_dir, tmp_path / "server.log",
-                   MODELYARD_EXPECTED_SHA256="0" * 64)
+    log = _refused(iris_run.model_dir, tmp_path / "server.log", MODELYARD_EXPECTED_SHA256="0" * 64)
     assert "refusing to start" in log and "the deployment expects" in log
 
 
 def test_expected_sha256_that_matches_is_served(iris_run: TrainerRun, tmp_path: Path) -> None:
     sha = iris_run.result["model"]["sha256"]
-    with serving(iris_run.model_dir, tmp_path / "server.log",
-                 MODELYARD_EXPECTED_SHA256=f"sha256:{sha}") as server:
+    with serving(
+        iris_run.model_dir, tmp_path / "server.log", MODELYARD_EXPECTED_SHA256=f"sha256:{sha}"
+    ) as server:
         assert_good_request(server)
 
 
@@ -223,39 +268,66 @@ def test_mixed_features_model_by_columns(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     rows = 90
     city = rng.choice(["oslo", "rome"], rows)
-    frame = pd.DataFrame({"size": rng.uniform(10, 100, rows), "city": city,
-                          "garden": rng.choice([True, False], rows),
-                          "label": np.where(city == "rome", "south", "north")})
+    frame = pd.DataFrame(
+        {
+            "size": rng.uniform(10, 100, rows),
+            "city": city,
+            "garden": rng.choice([True, False], rows),
+            "label": np.where(city == "rome", "south", "north"),
+        }
+    )
     csv = tmp_path / "d.csv"
     frame.to_csv(csv, index=False)
-    run = run_trainer({"dataset": {"uri": f"file://{csv}", "target": "label"},
-                       "model": {"estimator": "RandomForestClassifier",
-                                 "hyperparameters": {"n_estimators": 10}},
-                       "validation": {"cvFolds": 0}}, tmp_path / "train")
+    run = run_trainer(
+        {
+            "dataset": {"uri": f"file://{csv}", "target": "label"},
+            "model": {
+                "estimator": "RandomForestClassifier",
+                "hyperparameters": {"n_estimators": 10},
+            },
+            "validation": {"cvFolds": 0},
+        },
+        tmp_path / "train",
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     with serving(run.model_dir, tmp_path / "server.log", name="houses") as server:
         meta = httpx.get(f"{server.url}/v2/models/houses").json()
         assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {
-            "size": "FP64", "city": "BYTES", "garden": "BOOL"}
-        body = {"inputs": [
-            {"name": "size", "shape": [2], "datatype": "FP64", "data": [20.0, 80.0]},
-            {"name": "city", "shape": [2], "datatype": "BYTES", "data": ["rome", "oslo"]},
-            {"name": "garden", "shape": [2], "datatype": "BOOL", "data": [True, False]},
-        ], "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+            "size": "FP64",
+            "city": "BYTES",
+            "garden": "BOOL",
+        }
+        body = {
+            "inputs": [
+                {"name": "size", "shape": [2], "datatype": "FP64", "data": [20.0, 80.0]},
+                {"name": "city", "shape": [2], "datatype": "BYTES", "data": ["rome", "oslo"]},
+                {"name": "garden", "shape": [2], "datatype": "BOOL", "data": [True, False]},
+            ],
+            "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+        }
         response = httpx.post(f"{server.url}/v2/models/houses/infer", json=body)
         assert response.status_code == 200, response.text
         predict = response.json()["outputs"][0]
         assert predict["datatype"] == "BYTES" and predict["data"] == ["south", "north"]
-        matrix = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BYTES",
-                              "data": [["50", "oslo", "false"]]}]}
+        matrix = {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 3],
+                    "datatype": "BYTES",
+                    "data": [["50", "oslo", "false"]],
+                }
+            ]
+        }
         response = httpx.post(f"{server.url}/v2/models/houses/infer", json=matrix)
         assert response.status_code == 200, response.text
         assert response.json()["outputs"][0]["data"] == ["north"]
         # An unseen category is ignored by the encoder rather than refused.
         body["inputs"][1]["data"] = ["paris", "oslo"]
         assert httpx.post(f"{server.url}/v2/models/houses/infer", json=body).status_code == 200
-        numeric = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64",
-                               "data": [1, 2, 3]}]}
+        numeric = {
+            "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]
+        }
         response = httpx.post(f"{server.url}/v2/models/houses/infer", json=numeric)
         assert response.status_code == 400 and "BYTES" in response.json()["error"]
 

@@ -65,8 +65,10 @@ def test_iris_classification(iris_run: TrainerRun) -> None:
 def test_wine_random_forest_is_reproducible(tmp_path: Path) -> None:
     spec = {
         "dataset": {"builtin": "wine"},
-        "model": {"estimator": "RandomForestClassifier",
-                  "hyperparameters": {"n_estimators": 20, "max_depth": 4}},
+        "model": {
+            "estimator": "RandomForestClassifier",
+            "hyperparameters": {"n_estimators": 20, "max_depth": 4},
+        },
         "validation": {"cvFolds": 3, "metrics": ["accuracy", "f1"]},
         "seed": 3,
     }
@@ -84,9 +86,14 @@ def test_diabetes_regression_with_grid_search(tmp_path: Path) -> None:
         "dataset": {"builtin": "diabetes"},
         "model": {"estimator": "Ridge"},
         "validation": {"cvFolds": 4, "testSize": 0.25, "gate": [{"metric": "r2", "min": 0.2}]},
-        "search": {"strategy": "grid", "metric": "rmse",
-                   "parameters": {"alpha": {"values": [0.01, 0.1, 1.0, 10.0]},
-                                  "fit_intercept": {"values": [True, False]}}},
+        "search": {
+            "strategy": "grid",
+            "metric": "rmse",
+            "parameters": {
+                "alpha": {"values": [0.01, 0.1, 1.0, 10.0]},
+                "fit_intercept": {"values": [True, False]},
+            },
+        },
     }
     run = run_trainer(spec, tmp_path)
     assert run.returncode == ExitCode.OK, run.stderr[-2000:]
@@ -106,9 +113,14 @@ def test_grid_capped_to_max_trials_says_so(tmp_path: Path) -> None:
         "dataset": {"builtin": "iris"},
         "model": {"estimator": "DecisionTreeClassifier"},
         "validation": {"cvFolds": 3},
-        "search": {"strategy": "grid", "maxTrials": 3,
-                   "parameters": {"max_depth": {"values": [1, 2, 3, 4]},
-                                  "min_samples_leaf": {"values": [1, 2]}}},
+        "search": {
+            "strategy": "grid",
+            "maxTrials": 3,
+            "parameters": {
+                "max_depth": {"values": [1, 2, 3, 4]},
+                "min_samples_leaf": {"values": [1, 2]},
+            },
+        },
     }
     run = run_trainer(spec, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -120,9 +132,15 @@ def test_random_search_with_ranges(tmp_path: Path) -> None:
         "dataset": {"builtin": "breast_cancer"},
         "model": {"estimator": "LogisticRegression", "hyperparameters": {"max_iter": 300}},
         "validation": {"cvFolds": 3, "gate": [{"metric": "roc_auc", "min": 0.9}]},
-        "search": {"strategy": "random", "maxTrials": 4, "metric": "roc_auc",
-                   "parameters": {"C": {"min": 0.001, "max": 100, "scale": "log"},
-                                  "tol": {"values": [0.0001, 0.001]}}},
+        "search": {
+            "strategy": "random",
+            "maxTrials": 4,
+            "metric": "roc_auc",
+            "parameters": {
+                "C": {"min": 0.001, "max": 100, "scale": "log"},
+                "tol": {"values": [0.0001, 0.001]},
+            },
+        },
     }
     run = run_trainer(spec, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -136,9 +154,16 @@ def write_csv(path: Path, rows: int = 120) -> Path:
     size = rng.uniform(20, 200, rows)
     city = rng.choice(["oslo", "rome", "lima"], rows)
     price = size * 3 + np.where(city == "rome", 100, 0) + rng.normal(0, 5, rows)
-    frame = pd.DataFrame({"size": size, "rooms": rng.integers(1, 6, rows).astype(float),
-                          "city": city, "garden": rng.choice([True, False], rows),
-                          "expensive": np.where(price > 400, "yes", "no"), "price": price})
+    frame = pd.DataFrame(
+        {
+            "size": size,
+            "rooms": rng.integers(1, 6, rows).astype(float),
+            "city": city,
+            "garden": rng.choice([True, False], rows),
+            "expensive": np.where(price > 400, "yes", "no"),
+            "price": price,
+        }
+    )
     frame.loc[::7, "size"] = np.nan  # missing numbers: median-imputed
     frame.loc[::11, "city"] = None  # missing categories: most-frequent-imputed
     frame.to_csv(path, index=False)
@@ -149,8 +174,10 @@ def test_csv_with_missing_values_and_a_categorical_column(tmp_path: Path) -> Non
     csv = write_csv(tmp_path / "houses.csv")
     spec = {
         "dataset": {"uri": f"file://{csv}", "target": "expensive"},
-        "model": {"estimator": "HistGradientBoostingClassifier",
-                  "hyperparameters": {"max_iter": 30}},
+        "model": {
+            "estimator": "HistGradientBoostingClassifier",
+            "hyperparameters": {"max_iter": 30},
+        },
         "validation": {"cvFolds": 3},
     }
     run = run_trainer({**spec}, tmp_path / "run")
@@ -165,7 +192,10 @@ def test_csv_with_missing_values_and_a_categorical_column(tmp_path: Path) -> Non
     stats = {s.name: s for s in metadata.reference}
     assert stats["size"].missing > 0 and stats["size"].quantiles is not None
     assert stats["city"].frequencies is not None and set(stats["city"].frequencies) <= {
-        "oslo", "rome", "lima"}
+        "oslo",
+        "rome",
+        "lima",
+    }
     assert metadata.dataset.source == f"file://{csv}"
 
 
@@ -173,20 +203,22 @@ def test_parquet_under_the_data_root(tmp_path: Path) -> None:
     root = tmp_path / "data"
     (root / "claim" / "sets").mkdir(parents=True)
     pd.read_csv(write_csv(tmp_path / "h.csv")).to_parquet(root / "claim" / "sets" / "h.parquet")
-    spec = {"dataset": {"uri": "pvc://claim/sets/h.parquet", "target": "price"},
-            "model": {"estimator": "RandomForestRegressor",
-                      "hyperparameters": {"n_estimators": 10}},
-            "validation": {"cvFolds": 0}}
+    spec = {
+        "dataset": {"uri": "pvc://claim/sets/h.parquet", "target": "price"},
+        "model": {"estimator": "RandomForestRegressor", "hyperparameters": {"n_estimators": 10}},
+        "validation": {"cvFolds": 0},
+    }
     run = run_trainer(spec, tmp_path / "run", MODELYARD_DATA_ROOT=str(root))
     assert run.returncode == 0, run.stderr[-3000:]
     assert check_artifact(run).cv_metrics == {}
 
 
 def test_gate_not_met_still_writes_the_artifact(tmp_path: Path) -> None:
-    spec = {"dataset": {"builtin": "iris"},
-            "model": {"estimator": "DecisionTreeClassifier",
-                      "hyperparameters": {"max_depth": 1}},
-            "validation": {"cvFolds": 0, "gate": [{"metric": "accuracy", "min": 0.99}]}}
+    spec = {
+        "dataset": {"builtin": "iris"},
+        "model": {"estimator": "DecisionTreeClassifier", "hyperparameters": {"max_depth": 1}},
+        "validation": {"cvFolds": 0, "gate": [{"metric": "accuracy", "min": 0.99}]},
+    }
     run = run_trainer(spec, tmp_path)
     assert run.returncode == ExitCode.GATE_NOT_MET
     assert run.result["reason"] == "GateNotMet"
@@ -196,10 +228,12 @@ def test_gate_not_met_still_writes_the_artifact(tmp_path: Path) -> None:
 
 
 def test_generated_version_when_none_is_given(tmp_path: Path) -> None:
-    spec = {"dataset": {"builtin": "iris"}, "model": {"estimator": "GaussianNB"},
-            "validation": {"cvFolds": 0}}
-    run = run_trainer(spec, tmp_path, version=None,
-                      MODELYARD_STORAGE_URI="pvc://models/iris")
+    spec = {
+        "dataset": {"builtin": "iris"},
+        "model": {"estimator": "GaussianNB"},
+        "validation": {"cvFolds": 0},
+    }
+    run = run_trainer(spec, tmp_path, version=None, MODELYARD_STORAGE_URI="pvc://models/iris")
     assert run.returncode == 0, run.stderr[-2000:]
     version = run.result["model"]["version"]
     assert version.startswith("v20")
@@ -220,31 +254,66 @@ IRIS = {"dataset": {"builtin": "iris"}, "model": {"estimator": "LogisticRegressi
     ("spec", "code", "fragment"),
     [
         ("{not json", ExitCode.INVALID_SPEC, "not valid JSON"),
-        ({"dataset": {"builtin": "iris"}, "model": {"estimator": "os.system"}},
-         ExitCode.INVALID_SPEC, "estimator"),
-        ({**IRIS, "model": {"estimator": "LogisticRegression",
-                            "hyperparameters": {"Cee": 1}}}, ExitCode.INVALID_SPEC, "Cee"),
-        ({**IRIS, "model": {"estimator": "LogisticRegression",
-                            "hyperparameters": {"C": "big"}}}, ExitCode.INVALID_SPEC, "C"),
-        ({**IRIS, "search": {"parameters": {"max_iter": {"values": [10, -5]}}}},
-         ExitCode.INVALID_SPEC, "max_iter"),
-        ({**IRIS, "model": {"estimator": "SVC"},
-          "validation": {"gate": [{"metric": "roc_auc", "min": 0.5}]}},
-         ExitCode.INVALID_SPEC, "predict_proba"),
-        ({"dataset": {"builtin": "diabetes"}, "model": {"estimator": "LogisticRegression"}},
-         ExitCode.INVALID_DATA, "continuous"),
-        ({"dataset": {"builtin": "iris", "target": "species"},
-          "model": {"estimator": "LogisticRegression"}}, ExitCode.INVALID_DATA, "species"),
+        (
+            {"dataset": {"builtin": "iris"}, "model": {"estimator": "os.system"}},
+            ExitCode.INVALID_SPEC,
+            "estimator",
+        ),
+        (
+            {**IRIS, "model": {"estimator": "LogisticRegression", "hyperparameters": {"Cee": 1}}},
+            ExitCode.INVALID_SPEC,
+            "Cee",
+        ),
+        (
+            {**IRIS, "model": {"estimator": "LogisticRegression", "hyperparameters": {"C": "big"}}},
+            ExitCode.INVALID_SPEC,
+            "C",
+        ),
+        (
+            {**IRIS, "search": {"parameters": {"max_iter": {"values": [10, -5]}}}},
+            ExitCode.INVALID_SPEC,
+            "max_iter",
+        ),
+        (
+            {
+                **IRIS,
+                "model": {"estimator": "SVC"},
+                "validation": {"gate": [{"metric": "roc_auc", "min": 0.5}]},
+            },
+            ExitCode.INVALID_SPEC,
+            "predict_proba",
+        ),
+        (
+            {"dataset": {"builtin": "diabetes"}, "model": {"estimator": "LogisticRegression"}},
+            ExitCode.INVALID_DATA,
+            "continuous",
+        ),
+        (
+            {
+                "dataset": {"builtin": "iris", "target": "species"},
+                "model": {"estimator": "LogisticRegression"},
+            },
+            ExitCode.INVALID_DATA,
+            "species",
+        ),
     ],
-    ids=["malformed-json", "estimator-not-allowed", "unknown-hyperparameter",
-         "ill-typed-hyperparameter", "bad-search-value", "roc-auc-without-proba",
-         "classifier-on-continuous-target", "unknown-target-column"],
+    ids=[
+        "malformed-json",
+        "estimator-not-allowed",
+        "unknown-hyperparameter",
+        "ill-typed-hyperparameter",
+        "bad-search-value",
+        "roc-auc-without-proba",
+        "classifier-on-continuous-target",
+        "unknown-target-column",
+    ],
 )
 def test_invalid_spec_or_data(tmp_path: Path, spec: Any, code: int, fragment: str) -> None:
     run = _bad(tmp_path, spec)
     assert run.returncode == code, run.result
-    assert run.result["reason"] == ("InvalidSpec" if code == ExitCode.INVALID_SPEC
-                                    else "InvalidData")
+    assert run.result["reason"] == (
+        "InvalidSpec" if code == ExitCode.INVALID_SPEC else "InvalidData"
+    )
     assert fragment in run.result["message"]
 
 
@@ -263,8 +332,11 @@ def test_bad_files(tmp_path: Path, content: str | None, target: str, fragment: s
     path = tmp_path / "data.csv"
     if content is not None:
         path.write_text(content)
-    spec = {"dataset": {"uri": f"file://{path}", "target": target},
-            "model": {"estimator": "LogisticRegression"}, "validation": {"cvFolds": 0}}
+    spec = {
+        "dataset": {"uri": f"file://{path}", "target": target},
+        "model": {"estimator": "LogisticRegression"},
+        "validation": {"cvFolds": 0},
+    }
     run = _bad(tmp_path / "run", spec)
     assert run.returncode == ExitCode.INVALID_DATA, run.result
     assert fragment in run.result["message"]
@@ -279,8 +351,11 @@ def test_no_spec_at_all(tmp_path: Path) -> None:
 def test_too_few_rows_for_the_folds(tmp_path: Path) -> None:
     path = tmp_path / "small.csv"
     path.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(12)))
-    spec = {"dataset": {"uri": f"file://{path}", "target": "y"},
-            "model": {"estimator": "LogisticRegression"}, "validation": {"cvFolds": 5}}
+    spec = {
+        "dataset": {"uri": f"file://{path}", "target": "y"},
+        "model": {"estimator": "LogisticRegression"},
+        "validation": {"cvFolds": 5},
+    }
     run = _bad(tmp_path / "run", spec)
     assert run.returncode == ExitCode.INVALID_DATA, run.result
     assert "CV folds" in run.result["message"]
@@ -291,11 +366,18 @@ def test_high_cardinality_category_with_a_dense_only_estimator(tmp_path: Path) -
     rng = np.random.default_rng(0)
     rows = 300
     path = tmp_path / "wide.csv"
-    pd.DataFrame({"a": rng.normal(size=rows),
-                  "code": [f"c{i}" for i in rng.integers(0, 120, rows)],
-                  "y": rng.integers(0, 2, rows)}).to_csv(path, index=False)
-    spec = {"dataset": {"uri": f"file://{path}", "target": "y"},
-            "model": {"estimator": "GaussianNB"}, "validation": {"cvFolds": 2}}
+    pd.DataFrame(
+        {
+            "a": rng.normal(size=rows),
+            "code": [f"c{i}" for i in rng.integers(0, 120, rows)],
+            "y": rng.integers(0, 2, rows),
+        }
+    ).to_csv(path, index=False)
+    spec = {
+        "dataset": {"uri": f"file://{path}", "target": "y"},
+        "model": {"estimator": "GaussianNB"},
+        "validation": {"cvFolds": 2},
+    }
     run = run_trainer(spec, tmp_path / "run")
     assert run.returncode == 0, run.result
     check_artifact(run)

@@ -14,8 +14,10 @@ try:
     import tritonclient.http as httpclient
 except ImportError:  # pragma: no cover - depends on the dev environment
     if os.environ.get("CI", "").lower() == "true":
-        raise ImportError("tritonclient[http] is missing: it belongs to the dev extra, and "
-                          "CI must run this test, not skip it") from None
+        raise ImportError(
+            "tritonclient[http] is missing: it belongs to the dev extra, and "
+            "CI must run this test, not skip it"
+        ) from None
     pytest.skip("tritonclient[http] is not installed (dev extra)", allow_module_level=True)
 
 
@@ -41,8 +43,10 @@ def test_infer(client, binary: bool) -> None:
     rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
     tensor = httpclient.InferInput("input-0", list(rows.shape), "FP32")
     tensor.set_data_from_numpy(rows, binary_data=binary)
-    outputs = [httpclient.InferRequestedOutput("predict", binary_data=binary),
-               httpclient.InferRequestedOutput("predict_proba", binary_data=binary)]
+    outputs = [
+        httpclient.InferRequestedOutput("predict", binary_data=binary),
+        httpclient.InferRequestedOutput("predict_proba", binary_data=binary),
+    ]
     result = client.infer("iris", [tensor], outputs=outputs, request_id="t-1")
     assert result.as_numpy("predict").tolist() == [0, 2]
     proba = result.as_numpy("predict_proba")

@@ -61,21 +61,32 @@ def test_nested_data_equals_flat_data() -> None:
 
 
 def test_one_input_per_feature_column_in_any_order() -> None:
-    request = decode({"inputs": [
-        tensor("c", [2], "FP32", [5, 6]), tensor("a", [2], "INT64", [1, 2]),
-        tensor("b", [2, 1], "FP64", [[3], [4]]),
-    ]})
+    request = decode(
+        {
+            "inputs": [
+                tensor("c", [2], "FP32", [5, 6]),
+                tensor("a", [2], "INT64", [1, 2]),
+                tensor("b", [2, 1], "FP64", [[3], [4]]),
+            ]
+        }
+    )
     np.testing.assert_array_equal(request.x, [[1, 3, 5], [2, 4, 6]])
 
 
 def test_id_outputs_and_extra_parameters() -> None:
-    request = decode({
-        "id": "req-1", "parameters": {"binary_data_output": False, "x": [1]},
-        "inputs": [{**tensor("x", [1, 3], "FP64", [1, 2, 3]),
-                    "parameters": {"binary_data": False}}],
-        "outputs": [{"name": "predict_proba", "parameters": {"binary_data": False}},
-                    {"name": "predict"}],
-    })
+    request = decode(
+        {
+            "id": "req-1",
+            "parameters": {"binary_data_output": False, "x": [1]},
+            "inputs": [
+                {**tensor("x", [1, 3], "FP64", [1, 2, 3]), "parameters": {"binary_data": False}}
+            ],
+            "outputs": [
+                {"name": "predict_proba", "parameters": {"binary_data": False}},
+                {"name": "predict"},
+            ],
+        }
+    )
     assert request.id == "req-1"
     assert request.outputs == ("predict_proba", "predict")
 
@@ -91,10 +102,16 @@ def test_bytes_matrix_with_numeric_strings() -> None:
 
 
 def test_mixed_model_by_columns() -> None:
-    request = decode({"inputs": [
-        tensor("age", [2], "FP64", [30, 41.5]), tensor("city", [2], "BYTES", ["Oslo", "Rome"]),
-        tensor("member", [2], "BOOL", [True, False]),
-    ]}, MIXED)
+    request = decode(
+        {
+            "inputs": [
+                tensor("age", [2], "FP64", [30, 41.5]),
+                tensor("city", [2], "BYTES", ["Oslo", "Rome"]),
+                tensor("member", [2], "BOOL", [True, False]),
+            ]
+        },
+        MIXED,
+    )
     assert request.x.dtype == object
     assert request.x.tolist() == [[30.0, "Oslo", True], [41.5, "Rome", False]]
 
@@ -120,11 +137,21 @@ def test_mixed_model_by_bytes_matrix() -> None:
         ({"inputs": [tensor("x", [1, -3], "FP64", [1, 2, 3])]}, "non-negative"),
         ({"inputs": [tensor("x", [2, 3], "FP64", [[1, 2, 3], [4, 5]])]}, "ragged"),
         ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64"}]}, "no 'data'"),
-        ({"inputs": [tensor("x", [1, 3], "FP64", [1, 2, 3])], "outputs": [{"name": "nope"}]},
-         "unknown output"),
+        (
+            {"inputs": [tensor("x", [1, 3], "FP64", [1, 2, 3])], "outputs": [{"name": "nope"}]},
+            "unknown output",
+        ),
         ({"inputs": [tensor("a", [1], "FP64", [1]), tensor("b", [1], "FP64", [1])]}, "missing"),
-        ({"inputs": [tensor("a", [1], "FP64", [1]), tensor("b", [2], "FP64", [1, 2]),
-                     tensor("c", [1], "FP64", [1])]}, "batch size"),
+        (
+            {
+                "inputs": [
+                    tensor("a", [1], "FP64", [1]),
+                    tensor("b", [2], "FP64", [1, 2]),
+                    tensor("c", [1], "FP64", [1]),
+                ]
+            },
+            "batch size",
+        ),
         ({"id": 5, "inputs": [tensor("x", [1, 3], "FP64", [1, 2, 3])]}, "'id'"),
     ],
 )
@@ -138,14 +165,22 @@ def test_numeric_tensor_for_categorical_model_is_refused() -> None:
 
 
 def test_categorical_column_needs_strings() -> None:
-    message = rejected({"inputs": [
-        tensor("age", [1], "FP64", [3]), tensor("city", [1], "INT64", [4]),
-        tensor("member", [1], "BOOL", [True])]}, MIXED)
+    message = rejected(
+        {
+            "inputs": [
+                tensor("age", [1], "FP64", [3]),
+                tensor("city", [1], "INT64", [4]),
+                tensor("member", [1], "BOOL", [True]),
+            ]
+        },
+        MIXED,
+    )
     assert "BYTES" in message
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"[1, 2]", b'{"inputs": [NaN]}', b"\xff\xfe",
-                                  b'{"a": 1e999}'])
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"[1, 2]", b'{"inputs": [NaN]}', b"\xff\xfe", b'{"a": 1e999}']
+)
 def test_malformed_json(body: bytes) -> None:
     with pytest.raises(V2Error) as caught:
         parse_json(body)
@@ -157,16 +192,29 @@ def test_non_finite_in_bytes_matrix_is_refused() -> None:
 
 
 def test_encode_response() -> None:
-    body = orjson.loads(encode_response("iris", "v1", "r1", {
-        "predict": np.array([0, 2]),
-        "predict_proba": np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 0.8]]),
-    }))
+    body = orjson.loads(
+        encode_response(
+            "iris",
+            "v1",
+            "r1",
+            {
+                "predict": np.array([0, 2]),
+                "predict_proba": np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 0.8]]),
+            },
+        )
+    )
     assert body == {
-        "model_name": "iris", "model_version": "v1", "id": "r1",
+        "model_name": "iris",
+        "model_version": "v1",
+        "id": "r1",
         "outputs": [
             {"name": "predict", "shape": [2], "datatype": "INT64", "data": [0, 2]},
-            {"name": "predict_proba", "shape": [2, 3], "datatype": "FP64",
-             "data": [0.9, 0.1, 0.0, 0.0, 0.2, 0.8]},
+            {
+                "name": "predict_proba",
+                "shape": [2, 3],
+                "datatype": "FP64",
+                "data": [0.9, 0.1, 0.0, 0.0, 0.2, 0.8],
+            },
         ],
     }
 
@@ -174,16 +222,23 @@ def test_encode_response() -> None:
 def test_encode_string_labels() -> None:
     body = orjson.loads(encode_response("m", "v1", None, {"predict": np.array(["a", "b"])}))
     assert "id" not in body
-    assert body["outputs"][0] == {"name": "predict", "shape": [2], "datatype": "BYTES",
-                                  "data": ["a", "b"]}
+    assert body["outputs"][0] == {
+        "name": "predict",
+        "shape": [2],
+        "datatype": "BYTES",
+        "data": ["a", "b"],
+    }
 
 
 def _binary_request(
     inputs: list[tuple[str, list[int], str, bytes]],
 ) -> tuple[dict[str, Any], bytes]:
-    header = {"inputs": [
-        {"name": n, "shape": s, "datatype": d, "parameters": {"binary_data_size": len(b)}}
-        for n, s, d, b in inputs]}
+    header = {
+        "inputs": [
+            {"name": n, "shape": s, "datatype": d, "parameters": {"binary_data_size": len(b)}}
+            for n, s, d, b in inputs
+        ]
+    }
     return header, b"".join(b for *_, b in inputs)
 
 
@@ -198,11 +253,13 @@ def test_binary_bytes_columns() -> None:
     def strings(*items: str) -> bytes:
         return b"".join(len(i.encode()).to_bytes(4, "little") + i.encode() for i in items)
 
-    header, binary = _binary_request([
-        ("age", [2], "FP64", np.array([30.0, 41.0]).tobytes()),
-        ("city", [2], "BYTES", strings("Oslo", "Zürich")),
-        ("member", [2], "BOOL", np.array([True, False]).tobytes()),
-    ])
+    header, binary = _binary_request(
+        [
+            ("age", [2], "FP64", np.array([30.0, 41.0]).tobytes()),
+            ("city", [2], "BYTES", strings("Oslo", "Zürich")),
+            ("member", [2], "BOOL", np.array([True, False]).tobytes()),
+        ]
+    )
     request = decode_request(header, MIXED, binary)
     assert request.x.tolist() == [[30.0, "Oslo", True], [41.0, "Zürich", False]]
 

@@ -14,12 +14,16 @@ from modelyard_runtime.contract import (
 
 def _result(message: str = "ok", params: int = 0) -> TrainerResult:
     return TrainerResult(
-        reason="Succeeded", message=message, task="classification",
+        reason="Succeeded",
+        message=message,
+        task="classification",
         model=ModelRef(uri="pvc://models/iris/v1", version="v1", sha256="a" * 64),
-        metrics={"accuracy": 0.9}, cv_metrics={f"m{i}": 0.5 for i in range(params)},
+        metrics={"accuracy": 0.9},
+        cv_metrics={f"m{i}": 0.5 for i in range(params)},
         best_params={f"param_{i}": "x" * 40 for i in range(params)},
-        dataset=DatasetInfo(source="builtin:iris", digest="sha256:" + "b" * 64, rows=150,
-                            columns=5),
+        dataset=DatasetInfo(
+            source="builtin:iris", digest="sha256:" + "b" * 64, rows=150, columns=5
+        ),
     )
 
 

@@ -16,19 +16,27 @@ def test_defaults() -> None:
 
 
 def test_overrides_and_sha256_prefix() -> None:
-    settings = Settings.from_env({
-        "MODELYARD_MODEL_DIR": "/m", "MODELYARD_MODEL_NAME": "iris", "MODELYARD_PORT": "9000",
-        "MODELYARD_MAX_BODY_BYTES": "1024", "MODELYARD_EXPECTED_SHA256": "sha256:ABC",
-    })
+    settings = Settings.from_env(
+        {
+            "MODELYARD_MODEL_DIR": "/m",
+            "MODELYARD_MODEL_NAME": "iris",
+            "MODELYARD_PORT": "9000",
+            "MODELYARD_MAX_BODY_BYTES": "1024",
+            "MODELYARD_EXPECTED_SHA256": "sha256:ABC",
+        }
+    )
     assert (settings.model_name, settings.port, settings.max_body_bytes) == ("iris", 9000, 1024)
     assert settings.expected_sha256 == "abc"
 
 
-@pytest.mark.parametrize("env", [
-    {},
-    {"MODELYARD_MODEL_DIR": "/m", "MODELYARD_PORT": "http"},
-    {"MODELYARD_MODEL_DIR": "/m", "MODELYARD_MAX_BODY_BYTES": "-1"},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"MODELYARD_MODEL_DIR": "/m", "MODELYARD_PORT": "http"},
+        {"MODELYARD_MODEL_DIR": "/m", "MODELYARD_MAX_BODY_BYTES": "-1"},
+    ],
+)
 def test_invalid(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         Settings.from_env(env)

@@ -19,26 +19,33 @@ from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 from modelyard_runtime.train.estimators import make_estimator
 from modelyard_runtime.train.preprocessing import build_pipeline, describe_features, to_matrix
 
-VARIANTS: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in ESTIMATORS] + [
-    ("KNeighborsClassifier", {"algorithm": algorithm, "metric": metric})
-    for algorithm in ("kd_tree", "ball_tree")
-    for metric in ("manhattan", "chebyshev")
-] + [
-    ("KNeighborsRegressor", {"algorithm": "ball_tree"}),
-    ("KNeighborsClassifier", {"metric": "minkowski", "p": 3}),
-
-    ("SVC", {"probability": True}),
-    ("SGDClassifier", {"loss": "log_loss"}),
-    ("GradientBoostingClassifier", {"n_estimators": 5}),
-]
+VARIANTS: list[tuple[str, dict[str, Any]]] = (
+    [(name, {}) for name in ESTIMATORS]
+    + [
+        ("KNeighborsClassifier", {"algorithm": algorithm, "metric": metric})
+        for algorithm in ("kd_tree", "ball_tree")
+        for metric in ("manhattan", "chebyshev")
+    ]
+    + [
+        ("KNeighborsRegressor", {"algorithm": "ball_tree"}),
+        ("KNeighborsClassifier", {"metric": "minkowski", "p": 3}),
+        ("SVC", {"probability": True}),
+        ("SGDClassifier", {"loss": "log_loss"}),
+        ("GradientBoostingClassifier", {"n_estimators": 5}),
+    ]
+)
 
 
 def _data(task: str, n_classes: int) -> tuple[np.ndarray, np.ndarray, Any]:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({
-        "x1": rng.normal(size=80), "x2": rng.normal(size=80),
-        "city": rng.choice(["a", "b", "c"], size=80), "flag": rng.choice([True, False], size=80),
-    })
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=80),
+            "x2": rng.normal(size=80),
+            "city": rng.choice(["a", "b", "c"], size=80),
+            "flag": rng.choice([True, False], size=80),
+        }
+    )
     frame.loc[4, "x1"] = np.nan
     described = describe_features(frame)
     y = rng.integers(0, n_classes, size=80) if task == "classification" else rng.normal(size=80)
@@ -48,9 +55,11 @@ def _data(task: str, n_classes: int) -> tuple[np.ndarray, np.ndarray, Any]:
 _NEEDED: set[str] = set()  # what the parametrised test saw, for the dead-entry check
 
 
-@pytest.mark.parametrize(("name", "params"), VARIANTS,
-                         ids=[f"{n}-{'-'.join(map(str, p.values())) or 'default'}"
-                              for n, p in VARIANTS])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    VARIANTS,
+    ids=[f"{n}-{'-'.join(map(str, p.values())) or 'default'}" for n, p in VARIANTS],
+)
 def test_pipeline_types_are_trusted_by_the_server(name: str, params: dict[str, Any]) -> None:
     task = task_of(name)
     for n_classes in (2, 3) if task == "classification" else (0,):

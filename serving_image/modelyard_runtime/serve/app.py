@@ -58,12 +58,15 @@ class ServerState:
     def install(self, model: LoadedModel) -> None:
         self.model = model
         self.signature = codec.Signature(model.features, model.outputs)
-        self.bound = self.metrics.bind(model.name, model.version,
-                                       None if model.classes is None else model.classes.tolist())
-        self.infer_paths = frozenset({
-            f"/v2/models/{model.name}/infer",
-            f"/v2/models/{model.name}/versions/{model.version}/infer",
-        })
+        self.bound = self.metrics.bind(
+            model.name, model.version, None if model.classes is None else model.classes.tolist()
+        )
+        self.infer_paths = frozenset(
+            {
+                f"/v2/models/{model.name}/infer",
+                f"/v2/models/{model.name}/versions/{model.version}/infer",
+            }
+        )
         self.ready = True
 
 
@@ -93,11 +96,13 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Call
 
 
 async def _send(send: Send, status: int, body: bytes) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -111,8 +116,9 @@ async def _read_body(receive: Receive, scope: Scope, limit: int) -> tuple[bytes,
             except ValueError:
                 raise V2Error(400, "invalid Content-Length header") from None
             if declared > limit:
-                raise V2Error(413, f"request body of {declared} bytes exceeds the limit of "
-                                   f"{limit} bytes")
+                raise V2Error(
+                    413, f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+                )
         elif key == b"inference-header-content-length":
             try:
                 header_length = int(value)
@@ -165,8 +171,9 @@ async def _infer(state: ServerState, scope: Scope, receive: Receive, send: Send)
     except Exception as error:
         log.exception("inference failed", extra={"model": model.name, "rows": request.x.shape[0]})
         bound.outcome["error"].inc()
-        await _send(send, 500, codec.error_body(f"inference failed: {type(error).__name__}: "
-                                                 f"{error}"))
+        await _send(
+            send, 500, codec.error_body(f"inference failed: {type(error).__name__}: {error}")
+        )
         return
     await _send(send, 200, answer)
     if PREDICT in results:
@@ -187,11 +194,16 @@ async def _infer_refusal(state: ServerState, scope: Scope, send: Send) -> None:
     elif model is None:
         status, message = 503, "the model is not loaded yet"
     elif matched["name"] != model.name:
-        status, message = 404, f"unknown model {matched['name']!r}; this server serves " \
-                               f"{model.name!r}"
+        status, message = (
+            404,
+            f"unknown model {matched['name']!r}; this server serves {model.name!r}",
+        )
     else:
-        status, message = 404, f"model {model.name!r} has no version {matched['version']!r}; " \
-                               f"it serves {model.version!r}"
+        status, message = (
+            404,
+            f"model {model.name!r} has no version {matched['version']!r}; "
+            f"it serves {model.version!r}",
+        )
     if state.bound is not None:
         state.bound.outcome["not_ready" if status == 503 else "not_found"].inc()
     await _send(send, status, codec.error_body(message))
@@ -210,24 +222,39 @@ def _metadata_api(state: ServerState) -> FastAPI:
             model = load_model(settings.model_dir, settings.model_name, settings.expected_sha256)
             model.warm_up()
         except ModelLoadError as error:
-            log.error(f"refusing to start: {error}",
-                      extra={"modelDir": settings.model_dir, "event": "model_load_failed"})
+            log.error(
+                f"refusing to start: {error}",
+                extra={"modelDir": settings.model_dir, "event": "model_load_failed"},
+            )
             raise
         # Requests are checked for NaN/inf by the codec, so sklearn's own finiteness scans
         # are redundant work on the hot path (sklearn's config is per thread: this is the
         # event loop's).
         sklearn.set_config(assume_finite=True)
         state.install(model)
-        log.info("model ready", extra={
-            "model": model.name, "version": model.version, "sha256": model.metadata.sha256,
-            "estimator": model.metadata.estimator, "features": model.n_features,
-            "seconds": round(time.monotonic() - started, 3)})
+        log.info(
+            "model ready",
+            extra={
+                "model": model.name,
+                "version": model.version,
+                "sha256": model.metadata.sha256,
+                "estimator": model.metadata.estimator,
+                "features": model.n_features,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
         yield
         state.ready = False
         log.info("shutting down")
 
-    api = FastAPI(title="modelyard-serve", version=__version__, lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+    api = FastAPI(
+        title="modelyard-serve",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> Response:
@@ -244,10 +271,12 @@ def _metadata_api(state: ServerState) -> FastAPI:
             raise StarletteHTTPException(503, "the model is not loaded yet")
         if name != model.name:
             raise StarletteHTTPException(
-                404, f"unknown model {name!r}; this server serves {model.name!r}")
+                404, f"unknown model {name!r}; this server serves {model.name!r}"
+            )
         if version is not None and version != model.version:
             raise StarletteHTTPException(
-                404, f"model {name!r} has no version {version!r}; it serves {model.version!r}")
+                404, f"model {name!r} has no version {version!r}; it serves {model.version!r}"
+            )
         return model
 
     @api.get("/v2/health/live")
@@ -260,8 +289,7 @@ def _metadata_api(state: ServerState) -> FastAPI:
 
     @api.get("/v2")
     async def server_metadata() -> Response:
-        return json_response(200, {"name": SERVER_NAME, "version": __version__,
-                                   "extensions": []})
+        return json_response(200, {"name": SERVER_NAME, "version": __version__, "extensions": []})
 
     @api.get("/v2/models/{name}")
     async def model_metadata(name: str) -> Response:
@@ -279,8 +307,9 @@ def _metadata_api(state: ServerState) -> FastAPI:
     @api.get("/v2/models/{name}/versions/{version}/ready")
     async def model_version_ready(name: str, version: str) -> Response:
         model = ready_model(name, version)
-        return json_response(200, {"name": model.name, "version": model.version,
-                                   "ready": state.ready})
+        return json_response(
+            200, {"name": model.name, "version": model.version, "ready": state.ready}
+        )
 
     @api.get("/metrics")
     async def metrics() -> Response:
@@ -294,9 +323,18 @@ def _model_metadata(model: LoadedModel) -> dict[str, Any]:
     if model.numeric_only:
         inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(features)]}]
     else:
-        inputs = [{"name": f.name, "datatype": "BOOL" if f.dtype == "bool" else
-                   "BYTES" if f.kind == "categorical" else "FP64", "shape": [-1]}
-                  for f in features]
+        inputs = [
+            {
+                "name": f.name,
+                "datatype": "BOOL"
+                if f.dtype == "bool"
+                else "BYTES"
+                if f.kind == "categorical"
+                else "FP64",
+                "shape": [-1],
+            }
+            for f in features
+        ]
     classes = model.classes
     predict_type = "FP64" if classes is None else codec.datatype_of(classes)
     outputs: list[dict[str, Any]] = [{"name": PREDICT, "datatype": predict_type, "shape": [-1]}]

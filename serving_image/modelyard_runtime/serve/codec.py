@@ -30,16 +30,36 @@ import orjson
 
 from modelyard_runtime.contract import FeatureInfo
 
-NUMERIC_DATATYPES = frozenset({
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64",
-})
+NUMERIC_DATATYPES = frozenset(
+    {
+        "BOOL",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "FP16",
+        "FP32",
+        "FP64",
+    }
+)
 DATATYPES = NUMERIC_DATATYPES | {"BYTES"}
 _BINARY_DTYPES = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"), "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
 }
 _INT_KINDS = frozenset("iub")
 _NUMBER_KINDS = frozenset("iubf")
@@ -92,13 +112,16 @@ def parse_json(body: bytes) -> dict[str, Any]:
 def split_binary(body: bytes, header_length: int) -> tuple[bytes, bytes]:
     """(JSON header, binary tensor data) of a binary-extension request."""
     if header_length > len(body):
-        raise bad(f"Inference-Header-Content-Length {header_length} exceeds the body of "
-                  f"{len(body)} bytes")
+        raise bad(
+            f"Inference-Header-Content-Length {header_length} exceeds the body of {len(body)} bytes"
+        )
     return body[:header_length], body[header_length:]
 
 
 def decode_request(
-    request: dict[str, Any], signature: Signature, binary: bytes | None = None,
+    request: dict[str, Any],
+    signature: Signature,
+    binary: bytes | None = None,
 ) -> InferRequest:
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
@@ -126,9 +149,11 @@ def _attach_binary(inputs: list[Any], binary: bytes) -> list[Any]:
             attached.append(tensor)
             continue
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-            raise bad(f"input {index}: binary_data_size {size!r} does not fit the "
-                      f"{len(binary) - offset} bytes of binary data left")
-        chunk = binary[offset:offset + size]
+            raise bad(
+                f"input {index}: binary_data_size {size!r} does not fit the "
+                f"{len(binary) - offset} bytes of binary data left"
+            )
+        chunk = binary[offset : offset + size]
         offset += size
         datatype = tensor.get("datatype")
         if datatype == "BYTES":
@@ -151,12 +176,12 @@ def _length_prefixed_strings(chunk: bytes, index: int) -> np.ndarray:
     while offset < len(chunk):
         if offset + 4 > len(chunk):
             raise bad(f"input {index}: truncated BYTES element")
-        length = int.from_bytes(chunk[offset:offset + 4], "little")
+        length = int.from_bytes(chunk[offset : offset + 4], "little")
         offset += 4
         if offset + length > len(chunk):
             raise bad(f"input {index}: truncated BYTES element")
         try:
-            values.append(chunk[offset:offset + length].decode())
+            values.append(chunk[offset : offset + length].decode())
         except UnicodeDecodeError:
             raise bad(f"input {index}: BYTES elements must be UTF-8 text") from None
         offset += length
@@ -188,23 +213,32 @@ def _tensor_fields(tensor: Any, index: int) -> tuple[str, list[int], str, Any]:
     name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
     if not isinstance(name, str):
         raise bad(f"input {index} needs a string 'name'")
-    if (not isinstance(shape, list) or not shape
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
         raise bad(f"input {name!r}: 'shape' must be a non-empty list of non-negative integers")
     if datatype not in DATATYPES:
-        raise bad(f"input {name!r}: unsupported datatype {datatype!r}; use one of "
-                  f"{sorted(DATATYPES)}")
+        raise bad(
+            f"input {name!r}: unsupported datatype {datatype!r}; use one of {sorted(DATATYPES)}"
+        )
     if "data" not in tensor:
-        raise bad(f"input {name!r} has no 'data' (nor binary data announced by an "
-                  "Inference-Header-Content-Length header)")
+        raise bad(
+            f"input {name!r} has no 'data' (nor binary data announced by an "
+            "Inference-Header-Content-Length header)"
+        )
     return name, shape, datatype, tensor["data"]
 
 
 def _is_matrix(tensor: Any, signature: Signature) -> bool:
     """A lone 2-D input is the feature matrix (for a one-feature model, ``[batch, 1]`` reads
     the same either way)."""
-    return isinstance(tensor, dict) and isinstance(tensor.get("shape"), list) \
+    return (
+        isinstance(tensor, dict)
+        and isinstance(tensor.get("shape"), list)
         and len(tensor["shape"]) == 2
+    )
 
 
 def _array(name: str, shape: list[int], datatype: str, data: Any) -> np.ndarray:
@@ -216,16 +250,20 @@ def _array(name: str, shape: list[int], datatype: str, data: Any) -> np.ndarray:
     try:
         array = np.asarray(data, dtype=object if datatype == "BYTES" else None)
     except (ValueError, OverflowError):
-        raise bad(f"input {name!r}: 'data' is ragged; it must be flat or a regular "
-                  "nested list") from None
+        raise bad(
+            f"input {name!r}: 'data' is ragged; it must be flat or a regular nested list"
+        ) from None
     if array.size != expected:
-        raise bad(f"input {name!r}: shape {shape} needs {expected} elements, 'data' has "
-                  f"{array.size}")
+        raise bad(
+            f"input {name!r}: shape {shape} needs {expected} elements, 'data' has {array.size}"
+        )
     if datatype != "BYTES":
         kind = array.dtype.kind
         if kind not in _NUMBER_KINDS:
-            raise bad(f"input {name!r}: datatype {datatype} needs numbers"
-                      + (" (null, NaN and infinity are not accepted)" if kind == "O" else ""))
+            raise bad(
+                f"input {name!r}: datatype {datatype} needs numbers"
+                + (" (null, NaN and infinity are not accepted)" if kind == "O" else "")
+            )
         if datatype == "BOOL":
             if kind != "b":
                 raise bad(f"input {name!r}: datatype BOOL needs true/false values")
@@ -242,8 +280,10 @@ def _decode_matrix(tensor: Any, signature: Signature) -> np.ndarray:
     name, shape, datatype, data = _tensor_fields(tensor, 0)
     n_features = len(signature.features)
     if shape[1] != n_features:
-        raise bad(f"input {name!r}: shape {shape} must be [batch, {n_features}] "
-                  f"(features {[f.name for f in signature.features]})")
+        raise bad(
+            f"input {name!r}: shape {shape} must be [batch, {n_features}] "
+            f"(features {[f.name for f in signature.features]})"
+        )
     array = _array(name, shape, datatype, data)
     if signature.numeric_only:
         if datatype == "BYTES":
@@ -251,8 +291,10 @@ def _decode_matrix(tensor: Any, signature: Signature) -> np.ndarray:
         return array.astype(np.float64, copy=False)
     if datatype != "BYTES":
         categorical = [f.name for f in signature.features if f.kind == "categorical"]
-        raise bad(f"input {name!r}: this model has categorical features {categorical}; send "
-                  "the matrix as BYTES, or one input per feature column")
+        raise bad(
+            f"input {name!r}: this model has categorical features {categorical}; send "
+            "the matrix as BYTES, or one input per feature column"
+        )
     matrix = np.empty(shape, dtype=object)
     for j, info in enumerate(signature.features):
         matrix[:, j] = _column(array[:, j], info, f"{name}[:, {j}]")
@@ -271,11 +313,15 @@ def _decode_columns(inputs: list[Any], signature: Signature) -> np.ndarray:
     missing = [n for n in names if n not in by_name]
     if unknown or missing:
         if len(inputs) == 1:
-            raise bad(f"expected one input of shape [batch, {len(names)}] holding the features "
-                      f"{names}, or one input per feature")
-        raise bad(f"inputs must be the feature columns {names}"
-                  + (f"; unknown: {unknown}" if unknown else "")
-                  + (f"; missing: {missing}" if missing else ""))
+            raise bad(
+                f"expected one input of shape [batch, {len(names)}] holding the features "
+                f"{names}, or one input per feature"
+            )
+        raise bad(
+            f"inputs must be the feature columns {names}"
+            + (f"; unknown: {unknown}" if unknown else "")
+            + (f"; missing: {missing}" if missing else "")
+        )
     batch: int | None = None
     columns: list[np.ndarray] = []
     for info in signature.features:
@@ -291,8 +337,11 @@ def _decode_columns(inputs: list[Any], signature: Signature) -> np.ndarray:
         if info.kind == "categorical" and datatype != "BYTES" and info.dtype != "bool":
             raise bad(f"input {name!r}: feature {name!r} is categorical; use datatype BYTES")
         column = _array(name, shape, datatype, data).reshape(-1)
-        columns.append(column.astype(np.float64, copy=False) if info.kind == "numeric"
-                       else _column(column, info, name))
+        columns.append(
+            column.astype(np.float64, copy=False)
+            if info.kind == "numeric"
+            else _column(column, info, name)
+        )
     if signature.numeric_only:
         return np.column_stack(columns)
     matrix = np.empty((batch or 0, len(columns)), dtype=object)
@@ -329,17 +378,21 @@ def _column(values: np.ndarray, info: FeatureInfo, name: str) -> np.ndarray:
 
 
 def encode_response(
-    model_name: str, model_version: str, request_id: str | None,
+    model_name: str,
+    model_version: str,
+    request_id: str | None,
     results: dict[str, np.ndarray],
 ) -> bytes:
     outputs = []
     for name, values in results.items():
-        outputs.append({
-            "name": name,
-            "shape": list(values.shape),
-            "datatype": datatype_of(values),
-            "data": values.ravel() if values.dtype.kind in "biuf" else values.ravel().tolist(),
-        })
+        outputs.append(
+            {
+                "name": name,
+                "shape": list(values.shape),
+                "datatype": datatype_of(values),
+                "data": values.ravel() if values.dtype.kind in "biuf" else values.ravel().tolist(),
+            }
+        )
     response: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         response["id"] = request_id

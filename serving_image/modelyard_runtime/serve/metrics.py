@@ -20,14 +20,24 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "modelyard_inference_requests", "V2 inference requests by outcome",
-            ["model", "version", "outcome"], registry=self.registry)
+            "modelyard_inference_requests",
+            "V2 inference requests by outcome",
+            ["model", "version", "outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "modelyard_inference_latency_seconds", "V2 inference latency, body read to answer",
-            ["model", "version"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "modelyard_inference_latency_seconds",
+            "V2 inference latency, body read to answer",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.predictions = Counter(
-            "modelyard_predictions", "Predicted rows by predicted class (classifiers)",
-            ["model", "version", "class"], registry=self.registry)
+            "modelyard_predictions",
+            "Predicted rows by predicted class (classifiers)",
+            ["model", "version", "class"],
+            registry=self.registry,
+        )
         self._bound: dict[tuple[str, str], _BoundMetrics] = {}
 
     def bind(self, model: str, version: str, classes: Sequence[object] | None) -> _BoundMetrics:
@@ -40,16 +50,20 @@ class ServerMetrics:
 
 
 class _BoundMetrics:
-    def __init__(self, metrics: ServerMetrics, model: str, version: str,
-                 classes: Sequence[object] | None) -> None:
+    def __init__(
+        self, metrics: ServerMetrics, model: str, version: str, classes: Sequence[object] | None
+    ) -> None:
         self.outcome = {o: metrics.requests.labels(model, version, o) for o in OUTCOMES}
         self.latency = metrics.latency.labels(model, version)
         self._metrics, self._model, self._version = metrics, model, version
-        self._by_class = {str(c): metrics.predictions.labels(model, version, str(c))
-                          for c in (classes if classes is not None else [])}
+        self._by_class = {
+            str(c): metrics.predictions.labels(model, version, str(c))
+            for c in (classes if classes is not None else [])
+        }
         # Keyed by the predicted value itself, so the hot path skips str().
         self._by_value: dict[object, Counter] = {
-            c: self._by_class[str(c)] for c in (classes if classes is not None else [])}
+            c: self._by_class[str(c)] for c in (classes if classes is not None else [])
+        }
 
     def count_predictions(self, predicted: np.ndarray) -> None:
         if not self._by_class:

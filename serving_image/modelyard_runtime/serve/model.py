@@ -42,7 +42,8 @@ class LoadedModel:
         self.features = list(self.metadata.features)
         self.numeric_only = all(f.kind == "numeric" for f in self.features)
         has_proba = self.metadata.task == "classification" and hasattr(
-            self.pipeline, "predict_proba")
+            self.pipeline, "predict_proba"
+        )
         self.outputs = (PREDICT, PREDICT_PROBA) if has_proba else (PREDICT,)
         classes = getattr(self.pipeline, "classes_", None)
         self.classes = np.asarray(classes) if classes is not None else None
@@ -71,7 +72,8 @@ class LoadedModel:
             raise ModelLoadError("metadata.json has no reference sample to warm up with")
         if self.numeric_only:
             return np.array(
-                [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
+                [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64
+            )
         matrix = np.empty((len(rows), self.n_features), dtype=object)
         for j, info in enumerate(self.features):
             column = [np.nan if row[j] is None else row[j] for row in rows]
@@ -86,8 +88,9 @@ class LoadedModel:
         try:
             results = self.predict(x, self.outputs)
         except Exception as error:
-            raise ModelLoadError(f"warm-up prediction failed: {type(error).__name__}: {error}") \
-                from error
+            raise ModelLoadError(
+                f"warm-up prediction failed: {type(error).__name__}: {error}"
+            ) from error
         if len(results[PREDICT]) != len(x):
             raise ModelLoadError("warm-up prediction returned the wrong number of rows")
 
@@ -117,22 +120,27 @@ def load_model(model_dir: str, name: str, expected_sha256: str | None = None) ->
     if not hmac.compare_digest(actual, metadata.sha256.lower()):
         raise ModelLoadError(
             f"sha256 mismatch: {model_path} has {actual}, metadata.json records "
-            f"{metadata.sha256}; refusing to load a modified model file")
+            f"{metadata.sha256}; refusing to load a modified model file"
+        )
     if expected_sha256 is not None and not hmac.compare_digest(actual, expected_sha256):
         raise ModelLoadError(
             f"sha256 mismatch: {model_path} has {actual}, the deployment expects "
-            f"{expected_sha256}; refusing to load")
+            f"{expected_sha256}; refusing to load"
+        )
 
-    untrusted = [t for t in skops.io.get_untrusted_types(file=model_path)
-                 if t not in SERVER_TRUSTED_TYPES]
+    untrusted = [
+        t for t in skops.io.get_untrusted_types(file=model_path) if t not in SERVER_TRUSTED_TYPES
+    ]
     if untrusted:
         raise ModelLoadError(
-            f"{model_path} needs types the server does not trust: {untrusted}; refusing to load")
+            f"{model_path} needs types the server does not trust: {untrusted}; refusing to load"
+        )
     try:
         pipeline = skops.io.load(model_path, trusted=list(SERVER_TRUSTED_TYPES))
     except Exception as error:
-        raise ModelLoadError(f"cannot load {model_path}: {type(error).__name__}: {error}") \
-            from error
+        raise ModelLoadError(
+            f"cannot load {model_path}: {type(error).__name__}: {error}"
+        ) from error
     if not hasattr(pipeline, "predict"):
         raise ModelLoadError(f"{model_path} holds a {type(pipeline).__name__}, not a model")
     model = LoadedModel(name=name, metadata=metadata, pipeline=pipeline)

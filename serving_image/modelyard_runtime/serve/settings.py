@@ -43,7 +43,7 @@ class Settings:
             raise SettingsError(f"{ENV_MODEL_DIR} is not set: it names the model directory")
         expected = env.get(ENV_EXPECTED_SHA256, "").strip().lower() or None
         if expected is not None and expected.startswith("sha256:"):
-            expected = expected[len("sha256:"):]
+            expected = expected[len("sha256:") :]
         return cls(
             model_dir=model_dir,
             model_name=env.get(ENV_MODEL_NAME, "").strip() or DEFAULT_MODEL_NAME,

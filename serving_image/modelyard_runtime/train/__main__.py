@@ -100,10 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         parser = _Parser(prog="modelyard-train", description=__doc__.splitlines()[0])
-        parser.add_argument("--spec",
-                            help=f"TrainingSpec JSON file (default: ${ENV_TRAINING_SPEC})")
-        parser.add_argument("--output-dir",
-                            help=f"where <version>/ is written (default: ${ENV_OUTPUT_DIR})")
+        parser.add_argument(
+            "--spec", help=f"TrainingSpec JSON file (default: ${ENV_TRAINING_SPEC})"
+        )
+        parser.add_argument(
+            "--output-dir", help=f"where <version>/ is written (default: ${ENV_OUTPUT_DIR})"
+        )
         args = parser.parse_args(argv)
         spec = _load_spec(args)
         output_dir = args.output_dir or os.environ.get(ENV_OUTPUT_DIR)
@@ -116,8 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             version=os.environ.get(ENV_MODEL_VERSION) or generated_version(),
             data_root=os.environ.get(ENV_DATA_ROOT, DEFAULT_DATA_ROOT),
         )
-        log.info("training", extra={"estimator": spec.model.estimator, "version": config.version,
-                                    "outputDir": config.output_dir})
+        log.info(
+            "training",
+            extra={
+                "estimator": spec.model.estimator,
+                "version": config.version,
+                "outputDir": config.output_dir,
+            },
+        )
         result = train(spec, config)
         code = ExitCode.OK if result.succeeded else ExitCode.GATE_NOT_MET
         log.info("finished", extra={"reason": result.reason, "exitCode": int(code)})

@@ -63,33 +63,50 @@ def reference_stats(features: pd.DataFrame, described: Sequence[FeatureInfo]) ->
         if info.kind == "numeric":
             values = present.to_numpy(dtype=np.float64)
             has = values.size > 0
-            stats.append(FeatureStats(
-                name=info.name, count=int(values.size), missing=missing,
-                mean=float(values.mean()) if has else None,
-                std=float(values.std()) if has else None,
-                quantiles=[float(q) for q in np.quantile(values, np.linspace(0, 1, 11))]
-                if has else None,
-            ))
+            stats.append(
+                FeatureStats(
+                    name=info.name,
+                    count=int(values.size),
+                    missing=missing,
+                    mean=float(values.mean()) if has else None,
+                    std=float(values.std()) if has else None,
+                    quantiles=[float(q) for q in np.quantile(values, np.linspace(0, 1, 11))]
+                    if has
+                    else None,
+                )
+            )
         else:
             shares = present.astype(str).value_counts(normalize=True)
-            stats.append(FeatureStats(
-                name=info.name, count=int(present.size), missing=missing,
-                frequencies={str(k): round(float(v), 6)
-                             for k, v in shares.head(MAX_CATEGORY_FREQUENCIES).items()},
-            ))
+            stats.append(
+                FeatureStats(
+                    name=info.name,
+                    count=int(present.size),
+                    missing=missing,
+                    frequencies={
+                        str(k): round(float(v), 6)
+                        for k, v in shares.head(MAX_CATEGORY_FREQUENCIES).items()
+                    },
+                )
+            )
     return stats
 
 
 def reference_sample(x: np.ndarray, seed: int) -> list[list[Any]]:
     """Up to 100 training rows in feature order: the server's warm-up input, drift baseline."""
     rows = x.shape[0]
-    index = np.sort(np.random.default_rng(seed).choice(rows, size=min(rows, REFERENCE_SAMPLE_ROWS),
-                                                       replace=False))
+    index = np.sort(
+        np.random.default_rng(seed).choice(
+            rows, size=min(rows, REFERENCE_SAMPLE_ROWS), replace=False
+        )
+    )
     return [[json_safe(v) for v in x[i]] for i in index]
 
 
 def write_artifact(
-    output_dir: str, version: str, model: Any, build_metadata: Any,
+    output_dir: str,
+    version: str,
+    model: Any,
+    build_metadata: Any,
 ) -> tuple[str, ModelMetadata]:
     """Dump ``model`` with skops, then ``build_metadata(sha256) -> ModelMetadata``; move the
     directory into place as ``<output_dir>/<version>``. Returns (final dir, metadata)."""

@@ -63,11 +63,14 @@ def load_dataset(spec: DatasetSpec, data_root: str, task: Task) -> Dataset:
     _check_target(target, target_name, task)
 
     info = DatasetInfo(
-        source=source, digest=f"sha256:{digest}", rows=int(frame.shape[0]),
+        source=source,
+        digest=f"sha256:{digest}",
+        rows=int(frame.shape[0]),
         columns=int(frame.shape[1]),
     )
-    return Dataset(features=features.reset_index(drop=True),
-                   target=target.reset_index(drop=True), info=info)
+    return Dataset(
+        features=features.reset_index(drop=True), target=target.reset_index(drop=True), info=info
+    )
 
 
 def _load_builtin(name: str) -> pd.DataFrame:
@@ -107,8 +110,11 @@ def _check_target(target: pd.Series, name: str, task: Task) -> None:
     continuous = pd.api.types.is_float_dtype(target) and not (target == target.round()).all()
     # Whole numbers can be continuous too (diabetes' target): that many distinct values
     # are not classes anyone means.
-    many_values = (pd.api.types.is_numeric_dtype(target) and len(classes) > MAX_NUMERIC_CLASSES
-                   and len(classes) > len(target) / 4)
+    many_values = (
+        pd.api.types.is_numeric_dtype(target)
+        and len(classes) > MAX_NUMERIC_CLASSES
+        and len(classes) > len(target) / 4
+    )
     if continuous or many_values:
         raise InvalidData(
             f"target column {name!r} holds continuous values ({len(classes)} distinct in "

@@ -48,7 +48,8 @@ def _roc_auc(classes: Sequence[Any]) -> Callable[[Any, Any], float]:
     if len(classes) == 2:
         # predict_proba gives both columns; sklearn's scorer already hands over column 1.
         return lambda y, proba: float(
-            roc_auc_score(y, proba[:, 1] if np.ndim(proba) == 2 else proba))
+            roc_auc_score(y, proba[:, 1] if np.ndim(proba) == 2 else proba)
+        )
     labels = list(classes)
     return lambda y, proba: float(
         roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels)
@@ -73,7 +74,11 @@ def metric_functions(task: Task, classes: Sequence[Any]) -> dict[str, Callable[.
 
 
 def evaluate(
-    model: Any, x: np.ndarray, y: np.ndarray, task: Task, metrics: Iterable[str],
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    metrics: Iterable[str],
     classes: Sequence[Any],
 ) -> dict[str, float]:
     """Held-out metrics; probability metrics only when the model has predict_proba."""
@@ -91,7 +96,10 @@ def evaluate(
 
 
 def cv_scorers(
-    task: Task, metrics: Iterable[str], classes: Sequence[Any], has_proba: bool,
+    task: Task,
+    metrics: Iterable[str],
+    classes: Sequence[Any],
+    has_proba: bool,
 ) -> dict[str, Any]:
     """Scorers for cross-validation. Scores are 'greater is better' (sklearn negates error
     metrics); ``natural_cv_score`` undoes that for reporting."""
@@ -121,8 +129,15 @@ def evaluate_gate(gate: Sequence[GateThreshold], metrics: Mapping[str, float]) -
             passed = False
         if threshold.max is not None and not value <= threshold.max:
             passed = False
-        results.append(GateResult(metric=threshold.metric, value=value, min=threshold.min,
-                                  max=threshold.max, passed=passed))
+        results.append(
+            GateResult(
+                metric=threshold.metric,
+                value=value,
+                min=threshold.min,
+                max=threshold.max,
+                passed=passed,
+            )
+        )
     return ValidationResult(passed=all(r.passed for r in results), results=results)
 
 
@@ -132,10 +147,12 @@ def describe_gate_failure(result: ValidationResult) -> str:
         if r.passed:
             continue
         bounds = " and ".join(
-            part for part in (
+            part
+            for part in (
                 f">= {r.min}" if r.min is not None else "",
                 f"<= {r.max}" if r.max is not None else "",
-            ) if part
+            )
+            if part
         )
         failed.append(f"{r.metric}={r.value:.4g} (needs {bounds})")
     return "validation gate not met: " + ", ".join(failed)

@@ -85,18 +85,27 @@ def build_pipeline(described: Sequence[FeatureInfo], estimator: BaseEstimator) -
     if numeric:
         transformers.append(("numeric", _numeric_preprocessing(), numeric))
     if categorical:
-        transformers.append((
-            "categorical",
-            Pipeline([
-                ("impute", SimpleImputer(strategy="most_frequent")),
-                ("onehot", OneHotEncoder(handle_unknown="ignore")),
-            ]),
-            categorical,
-        ))
-    return Pipeline([
-        # Dense output always: several allow-listed estimators (HistGradientBoosting*,
-        # GaussianNB) refuse sparse input, which one-hot encoding would otherwise produce
-        # for high-cardinality columns.
-        (PREPROCESS_STEP, ColumnTransformer(transformers, remainder="drop", sparse_threshold=0)),
-        (MODEL_STEP, estimator),
-    ])
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    return Pipeline(
+        [
+            # Dense output always: several allow-listed estimators (HistGradientBoosting*,
+            # GaussianNB) refuse sparse input, which one-hot encoding would otherwise produce
+            # for high-cardinality columns.
+            (
+                PREPROCESS_STEP,
+                ColumnTransformer(transformers, remainder="drop", sparse_threshold=0),
+            ),
+            (MODEL_STEP, estimator),
+        ]
+    )

@@ -47,8 +47,14 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
             raise InvalidSpec("a search needs cross-validation: set validation.cvFolds >= 2")
 
     dataset = load_dataset(spec.dataset, config.data_root, task)
-    log.info("loaded dataset", extra={"source": dataset.info.source, "rows": dataset.info.rows,
-                                      "columns": dataset.info.columns})
+    log.info(
+        "loaded dataset",
+        extra={
+            "source": dataset.info.source,
+            "rows": dataset.info.rows,
+            "columns": dataset.info.columns,
+        },
+    )
     described = describe_features(dataset.features)
     x = to_matrix(dataset.features, described)
     y = dataset.target.to_numpy()
@@ -60,26 +66,42 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
     pipeline = build_pipeline(described, estimator)
     has_proba = hasattr(pipeline, "predict_proba")
     objective = (spec.search.metric if spec.search and spec.search.metric else None) or (
-        validation.metrics[0] if validation.metrics else metrics.default_metrics(task)[0])
-    wanted = list(dict.fromkeys(
-        list(validation.metrics or metrics.default_metrics(task))
-        + [g.metric for g in validation.gate] + [objective]))
+        validation.metrics[0] if validation.metrics else metrics.default_metrics(task)[0]
+    )
+    wanted = list(
+        dict.fromkeys(
+            list(validation.metrics or metrics.default_metrics(task))
+            + [g.metric for g in validation.gate]
+            + [objective]
+        )
+    )
     unavailable = [m for m in wanted if m in metrics.PROBA_METRICS and not has_proba]
     if any(g.metric in unavailable for g in validation.gate) or objective in unavailable:
         raise InvalidSpec(
             f"{unavailable} need predict_proba, which {spec.model.estimator} with these "
-            "hyperparameters lacks (e.g. SVC needs probability=true)")
+            "hyperparameters lacks (e.g. SVC needs probability=true)"
+        )
     wanted = [m for m in wanted if m not in unavailable]
 
-    maximize = (spec.search.direction == "maximize" if spec.search and spec.search.direction
-                else search.default_direction(objective))
+    maximize = (
+        spec.search.direction == "maximize"
+        if spec.search and spec.search.direction
+        else search.default_direction(objective)
+    )
     try:
         if validation.cv_folds >= 2:
             outcome = search.cross_validated_fit(
-                pipeline, x_train, y_train, task=task,
+                pipeline,
+                x_train,
+                y_train,
+                task=task,
                 params=found.params if found else [],
                 scorers=metrics.cv_scorers(task, wanted, classes, has_proba),
-                objective=objective, maximize=maximize, n_folds=validation.cv_folds, seed=seed)
+                objective=objective,
+                maximize=maximize,
+                n_folds=validation.cv_folds,
+                seed=seed,
+            )
         else:
             outcome = search.SearchOutcome(pipeline.fit(x_train, y_train), None)
     except InvalidParameterError as error:
@@ -92,31 +114,57 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
 
     held_out = metrics.evaluate(model, x_test, y_test, task, wanted, classes)
     gate = metrics.evaluate_gate(validation.gate, held_out)
-    log.info("trained", extra={"metrics": held_out, "cvMetrics": outcome.cv_metrics,
-                               "bestParams": outcome.best_params, "gatePassed": gate.passed,
-                               "trials": outcome.trials})
+    log.info(
+        "trained",
+        extra={
+            "metrics": held_out,
+            "cvMetrics": outcome.cv_metrics,
+            "bestParams": outcome.best_params,
+            "gatePassed": gate.passed,
+            "trials": outcome.trials,
+        },
+    )
 
-    final_params = {k: artifact.json_safe(v)
-                    for k, v in model.named_steps["model"].get_params(deep=False).items()}
+    final_params = {
+        k: artifact.json_safe(v)
+        for k, v in model.named_steps["model"].get_params(deep=False).items()
+    }
 
     def build_metadata(sha256: str) -> ModelMetadata:
         return ModelMetadata(
-            model_version=config.version, sha256=sha256, created_at=artifact.now_iso(),
-            task=task, estimator=spec.model.estimator, sklearn_version=sklearn.__version__,
-            python_version=platform.python_version(), features=described,
-            target=str(dataset.target.name), classes=[artifact.json_safe(c) for c in classes]
-            if task == "classification" else None,
-            params=_jsonable(final_params), best_params=outcome.best_params,
-            metrics=held_out, cv_metrics=outcome.cv_metrics, dataset=dataset.info,
-            validation=gate, reference=artifact.reference_stats(dataset.features, described),
+            model_version=config.version,
+            sha256=sha256,
+            created_at=artifact.now_iso(),
+            task=task,
+            estimator=spec.model.estimator,
+            sklearn_version=sklearn.__version__,
+            python_version=platform.python_version(),
+            features=described,
+            target=str(dataset.target.name),
+            classes=[artifact.json_safe(c) for c in classes] if task == "classification" else None,
+            params=_jsonable(final_params),
+            best_params=outcome.best_params,
+            metrics=held_out,
+            cv_metrics=outcome.cv_metrics,
+            dataset=dataset.info,
+            validation=gate,
+            reference=artifact.reference_stats(dataset.features, described),
             reference_sample=artifact.reference_sample(x_train, seed),
         )
 
-    path, metadata = artifact.write_artifact(config.output_dir, config.version, model,
-                                             build_metadata)
+    path, metadata = artifact.write_artifact(
+        config.output_dir, config.version, model, build_metadata
+    )
     uri = f"{config.storage_uri.rstrip('/')}/{config.version}"
-    log.info("wrote artifact", extra={"path": path, "uri": uri, "sha256": metadata.sha256,
-                                      "seconds": round(time.monotonic() - started, 3)})
+    log.info(
+        "wrote artifact",
+        extra={
+            "path": path,
+            "uri": uri,
+            "sha256": metadata.sha256,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
     notes = [found.note] if found and found.note else []
     if gate.passed:
         reason, message = "Succeeded", "; ".join([f"trained {spec.model.estimator}", *notes])
@@ -124,15 +172,23 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
         reason, message = "GateNotMet", "; ".join([metrics.describe_gate_failure(gate), *notes])
     return TrainerResult(
         reason=reason,
-        message=message, task=task,
+        message=message,
+        task=task,
         model=ModelRef(uri=uri, version=config.version, sha256=metadata.sha256),
-        metrics=held_out, cv_metrics=outcome.cv_metrics, best_params=outcome.best_params,
-        dataset=dataset.info, validation=gate,
+        metrics=held_out,
+        cv_metrics=outcome.cv_metrics,
+        best_params=outcome.best_params,
+        dataset=dataset.info,
+        validation=gate,
     )
 
 
 def _split(
-    x: np.ndarray, y: np.ndarray, task: str, test_size: float, seed: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    test_size: float,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rows = len(y)
     n_test = int(np.ceil(test_size * rows))
@@ -141,11 +197,18 @@ def _split(
     if task == "classification":
         _, counts = np.unique(y, return_counts=True)
         if counts.min() < 2:
-            raise InvalidData("every class needs at least 2 rows for a stratified test split; "
-                              f"the rarest has {counts.min()}")
+            raise InvalidData(
+                "every class needs at least 2 rows for a stratified test split; "
+                f"the rarest has {counts.min()}"
+            )
     try:
-        parts = train_test_split(x, y, test_size=test_size, random_state=seed,
-                                 stratify=y if task == "classification" else None)
+        parts = train_test_split(
+            x,
+            y,
+            test_size=test_size,
+            random_state=seed,
+            stratify=y if task == "classification" else None,
+        )
     except ValueError as error:
         raise InvalidData(f"cannot split {rows} rows for testing: {error}") from error
     return parts[0], parts[1], parts[2], parts[3]
@@ -161,7 +224,8 @@ def _check_folds(y_train: np.ndarray, task: str, n_folds: int) -> None:
         if counts.min() < n_folds:
             raise InvalidData(
                 f"class {labels[counts.argmin()]!r} has {counts.min()} training rows, fewer "
-                f"than the {n_folds} CV folds (lower validation.cvFolds or add data)")
+                f"than the {n_folds} CV folds (lower validation.cvFolds or add data)"
+            )
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -71,8 +71,10 @@ def candidates(search: SearchSpec, seed: int) -> Candidates:
         # A seeded subset rather than the first N points: those would vary only the last
         # parameter.
         picked = np.random.default_rng(seed).choice(total, size=search.max_trials, replace=False)
-        note = (f"grid of {total} combinations capped to maxTrials={search.max_trials} "
-                "(a seeded random subset)")
+        note = (
+            f"grid of {total} combinations capped to maxTrials={search.max_trials} "
+            "(a seeded random subset)"
+        )
         log.warning(note)
         return Candidates([dict(grid[int(i)]) for i in sorted(picked)], note)
     space = {k: _distribution(v) for k, v in search.parameters.items()}
@@ -86,7 +88,9 @@ def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_candidates(
-    name: str, estimator: BaseEstimator, params: Sequence[Mapping[str, Any]],
+    name: str,
+    estimator: BaseEstimator,
+    params: Sequence[Mapping[str, Any]],
 ) -> None:
     """Fail on a bad name or value before fitting anything."""
     for candidate in params:
@@ -127,15 +131,21 @@ def cross_validated_fit(
         raise InvalidSpec(f"objective metric {objective!r} cannot be computed for this model")
 
     def pick_best(results: Mapping[str, Any]) -> int:
-        scores = np.array([natural_cv_score(objective, s)
-                           for s in results[f"mean_test_{objective}"]], dtype=float)
+        scores = np.array(
+            [natural_cv_score(objective, s) for s in results[f"mean_test_{objective}"]], dtype=float
+        )
         scores = np.where(np.isnan(scores), -np.inf if maximize else np.inf, scores)
         return int(np.argmax(scores) if maximize else np.argmin(scores))
 
     grid = [{PREFIX + k: [v] for k, v in candidate.items()} for candidate in params] or [{}]
     search = GridSearchCV(
-        pipeline, grid, scoring=dict(scorers), refit=pick_best, cv=folds(task, n_folds, seed),
-        error_score="raise", n_jobs=None,
+        pipeline,
+        grid,
+        scoring=dict(scorers),
+        refit=pick_best,
+        cv=folds(task, n_folds, seed),
+        error_score="raise",
+        n_jobs=None,
     )
     search.fit(x, y)
     best = search.best_index_
@@ -143,7 +153,7 @@ def cross_validated_fit(
         name: round(natural_cv_score(name, float(search.cv_results_[f"mean_test_{name}"][best])), 6)
         for name in scorers
     }
-    best_params = {k[len(PREFIX):]: v for k, v in search.best_params_.items()} if params else None
+    best_params = {k[len(PREFIX) :]: v for k, v in search.best_params_.items()} if params else None
     return SearchOutcome(search.best_estimator_, best_params, cv_metrics, trials=len(grid))
 
 
