@@ -159,6 +159,9 @@ class Reconciler:
             return
         job_name = desired["metadata"]["name"]
         job = next((j for j in jobs if j["metadata"]["name"] == job_name), None)
+        being_deleted = job is not None and job["metadata"].get("deletionTimestamp")
+        if job is not None and being_deleted and not training.is_finished(job):
+            job = None  # deleted before it ended: it will never report
         previous = training.previous_status(body)
         found: LastFailure | None = None
         recorded = previous.job_name == job_name  # seen before: never created a second time

@@ -197,6 +197,7 @@ class OperatorProcess:
             MODELYARD_LOG_FORMAT="text",
             MODELYARD_LOG_LEVEL="INFO",
             MODELYARD_RESYNC_INTERVAL_SECONDS=str(RESYNC_SECONDS),
+            MODELYARD_ALLOWED_IMAGES="my/runtime:2",
             MODELYARD_LIVENESS_ENDPOINT=f"http://127.0.0.1:{self.port}/healthz",
             PYTHONUNBUFFERED="1",
         )

@@ -70,6 +70,34 @@ def test_replicas_and_autoscaling_bounds(modelyard: Modelyard, ns: str) -> None:
         autoscaling={"minReplicas": 5, "maxReplicas": 2},
     )
     assert "minReplicas must not exceed maxReplicas" in refused(modelyard, ns, inverted)
+    no_cpu = model_deployment(
+        "nocpu", storage_uri="pvc://models/iris/v1", autoscaling={"maxReplicas": 2}
+    )
+    assert "needs resources.requests.cpu" in refused(modelyard, ns, no_cpu)
+
+
+@pytest.mark.parametrize("name", ["2024-iris", "iris.v2", "a" * 64])
+def test_a_model_deployment_name_must_name_a_service(
+    modelyard: Modelyard, ns: str, name: str
+) -> None:
+    body = model_deployment(name, storage_uri="pvc://models/iris/v1")
+    assert "a ModelDeployment names its Service" in refused(modelyard, ns, body)
+
+
+@pytest.mark.parametrize(
+    ("kind", "uri"),
+    [
+        ("ModelDeployment", "pvc://modelyard-models/iris/../../etc"),
+        ("TrainingJob", "pvc://modelyard-models/../../etc/passwd"),
+        ("TrainingJob", "file:///mnt/models/other/v1/model.skops"),
+    ],
+)
+def test_uris_cannot_leave_their_claim(modelyard: Modelyard, ns: str, kind: str, uri: str) -> None:
+    if kind == "ModelDeployment":
+        body = model_deployment("escape", storage_uri=uri)
+    else:
+        body = training_job("escape", dataset={"uri": uri, "target": "x"})
+    assert "should match" in refused(modelyard, ns, body)
 
 
 def test_estimator_outside_the_allow_list(modelyard: Modelyard, ns: str) -> None:
@@ -123,6 +151,11 @@ def test_a_parameter_space_is_values_or_a_range(modelyard: Modelyard, ns: str) -
         ("create", "jobs.batch", True),
         ("create", "deployments.apps", True),
         ("create", "events", True),
+        ("list", "events", True),
+        ("watch", "services", True),
+        ("create", "poddisruptionbudgets.policy", True),
+        ("update", "modeldeployments.modelyard.io/finalizers", True),
+        ("patch", "events", False),
         # never a user's spec, never secrets, nothing it does not need
         ("update", "trainingjobs.modelyard.io", False),
         ("patch", "modeldeployments.modelyard.io", False),

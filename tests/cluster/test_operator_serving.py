@@ -101,9 +101,25 @@ def test_autoscaling_makes_an_hpa(modelyard: Modelyard, ns: str) -> None:
         model_deployment(
             "scaled",
             storage_uri="pvc://modelyard-models/iris/v1",
-            autoscaling={"minReplicas": 2, "maxReplicas": 4},
+            replicas=3,
         ),
         namespace=ns,
+    )
+    wait_ready(modelyard, ns, "scaled")
+    # replicas -> autoscaling: the running count is kept (server-side apply would reset a
+    # dropped field to 1), clamped into the HPA's range, until the HPA controller owns it.
+    api.patch(
+        GROUP_VERSION,
+        "ModelDeployment",
+        ns,
+        "scaled",
+        {
+            "spec": {
+                "replicas": None,
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 4},
+                "resources": {"requests": {"cpu": "100m"}},
+            }
+        },
     )
     hpa = wait_for(
         "the HPA",
@@ -112,16 +128,29 @@ def test_autoscaling_makes_an_hpa(modelyard: Modelyard, ns: str) -> None:
     )
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 4
     assert hpa["spec"]["scaleTargetRef"]["name"] == "scaled"
+    assert (deployment(modelyard, ns, "scaled") or {})["spec"]["replicas"] == 3
+    # What the HPA controller does (the scale subresource); the operator then leaves the field
+    # to it: a reconcile (any pod event) does not put its own count back.
+    modelyard.kubectl("scale", "deployment/scaled", "--replicas=4", "-n", ns)
+    md = wait_for(
+        "4 replicas, chosen by the scaler, Ready",
+        lambda: (
+            (m := api.md(ns, "scaled"))
+            and condition_is(m, "Ready")
+            and m["status"].get("replicas") == 4
+            and m
+        ),
+        show=lambda: {"md": api.md(ns, "scaled"), "dep": deployment(modelyard, ns, "scaled")},
+    )
     dep = deployment(modelyard, ns, "scaled")
-    assert dep is not None
+    assert dep is not None and dep["spec"]["replicas"] == 4
     managers = {
         m["manager"]
         for m in dep["metadata"]["managedFields"]
         if "f:replicas" in str(m.get("fieldsV1", {}).get("f:spec", {}))
     }
-    assert "modelyard" not in managers  # the HPA owns replicas, the operator does not fight it
-    md = wait_ready(modelyard, ns, "scaled")
-    assert md["status"]["replicas"] == 2
+    assert "modelyard" not in managers, managers  # handed over, not fought
+    assert md["status"]["readyReplicas"] == 4
 
     # Autoscaling turned off: the HPA goes, replicas come back to the operator.
     api.patch(
@@ -138,6 +167,10 @@ def test_autoscaling_makes_an_hpa(modelyard: Modelyard, ns: str) -> None:
     wait_for(
         "Deployment replicas 1",
         lambda: (deployment(modelyard, ns, "scaled") or {})["spec"]["replicas"] == 1,
+    )
+    wait_for(
+        "the PodDisruptionBudget removed at one replica",
+        lambda: api.get("policy/v1", "PodDisruptionBudget", ns, "scaled") is None,
     )
 
 
@@ -193,8 +226,10 @@ def test_changes_converge(modelyard: Modelyard, ns: str) -> None:
         show=lambda: api.md(ns, "iris"),
     )
     assert md["status"]["replicas"] == 3
+    pdb = api.get("policy/v1", "PodDisruptionBudget", ns, "iris")
+    assert pdb is not None and pdb["spec"]["maxUnavailable"] == 1
 
-    # image override
+    # image override (allow-listed for this operator: MODELYARD_ALLOWED_IMAGES)
     api.patch(GROUP_VERSION, "ModelDeployment", ns, "iris", {"spec": {"image": "my/runtime:2"}})
     wait_for(
         "the pod template image",
@@ -241,7 +276,8 @@ def test_changes_converge(modelyard: Modelyard, ns: str) -> None:
         timeout=90,
     )
     assert md["status"]["readyReplicas"] == 3
-    assert api.get("batch/v1", "Job", ns, "iris-g1") is not None  # finished Jobs are history
+    # the superseded Job is deleted (its record is in status), so a jobs quota never fills up
+    wait_for("iris-g1 deleted", lambda: api.get("batch/v1", "Job", ns, "iris-g1") is None)
 
     # a child deleted by hand comes back
     uid = dep["metadata"]["uid"]
@@ -253,9 +289,9 @@ def test_changes_converge(modelyard: Modelyard, ns: str) -> None:
     )
     api.delete("v1", "Service", ns, "iris")
     wait_for(
-        "the Service recreated (by the periodic resync)",
+        "the Service recreated (Services are watched: at once, not at the next resync)",
         lambda: api.get("v1", "Service", ns, "iris"),
-        timeout=30,
+        timeout=10,
     )
     wait_ready(modelyard, ns, "iris")
 
