@@ -13,10 +13,11 @@ STATE    ?= .local/cluster
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(PY): pyproject.toml
+# The runtime's lock as constraints: the dev venv runs the image's runtime versions.
+$(PY): pyproject.toml serving_image/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -c serving_image/requirements.txt
 	touch $(PY)
 
 setup: $(PY) ## create .venv with every component and the dev tools

@@ -7,7 +7,7 @@
 # Base: $BASE_IMAGE if set; else python:3.11-slim when it is present or can be pulled; else
 # the local Debian bookworm image from hack/base-image.sh (machines with no registry).
 # CAs: locally added ones (/usr/local/share/ca-certificates/*.crt, or $EXTRA_CA_DIR) go into a
-# temporary copy of the build context's ca-certificates/, so pip in the build can verify TLS
+# temporary copy of the build context's serving_image/ca-certificates/, so pip in the build can verify TLS
 # through an intercepting proxy; the checkout is never touched.
 #
 # Progress goes to stderr; the image tag is the last line on stdout.
@@ -36,17 +36,22 @@ fi
 
 CONTEXT=$(mktemp -d "${TMPDIR:-/tmp}/modelyard-runtime-context.XXXXXX")
 trap 'rm -rf "$CONTEXT"' EXIT
-# Only what .dockerignore lets through, so the temporary context is as small as the real one.
-cp "$REPO/serving_image/Dockerfile" "$REPO/serving_image/.dockerignore" \
-   "$REPO/serving_image/requirements.txt" "$CONTEXT/"
-mkdir -p "$CONTEXT/modelyard_runtime" "$CONTEXT/ca-certificates"
-(cd "$REPO/serving_image" && tar -c --exclude=__pycache__ --exclude='*.pyc' modelyard_runtime) \
+# The repository-root layout the Dockerfile copies from, and only what
+# serving_image/Dockerfile.dockerignore lets through (also its .dockerignore here, for
+# builders without per-Dockerfile ignore files).
+mkdir -p "$CONTEXT/serving_image/ca-certificates"
+cp "$REPO/pyproject.toml" "$REPO/README.md" "$CONTEXT/"
+cp "$REPO/serving_image/Dockerfile.dockerignore" "$CONTEXT/.dockerignore"
+cp "$REPO/serving_image/Dockerfile" "$REPO/serving_image/requirements.txt" \
+   "$CONTEXT/serving_image/"
+(cd "$REPO" && tar -c --exclude=__pycache__ --exclude='*.pyc' serving_image/modelyard_runtime) \
   | tar -x -C "$CONTEXT"
-cp "$REPO/serving_image/ca-certificates/"*.crt "$CONTEXT/ca-certificates/" 2>/dev/null || true
+cp "$REPO/serving_image/ca-certificates/"*.crt "$CONTEXT/serving_image/ca-certificates/" \
+  2>/dev/null || true
 count=0
 for cert in "$EXTRA_CA_DIR"/*.crt; do
   [ -f "$cert" ] || continue
-  cp "$cert" "$CONTEXT/ca-certificates/"
+  cp "$cert" "$CONTEXT/serving_image/ca-certificates/"
   count=$((count + 1))
 done
 log "base $BASE_IMAGE; $count extra CA certificate(s) from $EXTRA_CA_DIR"
@@ -55,7 +60,7 @@ started=$(date +%s)
 # shellcheck disable=SC2086  # DOCKER_BUILD_ARGS is a list of flags
 DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-1} "$DOCKER" build \
   --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-  -t "$IMAGE" ${DOCKER_BUILD_ARGS:-} "$CONTEXT" >&2
+  -f "$CONTEXT/serving_image/Dockerfile" -t "$IMAGE" ${DOCKER_BUILD_ARGS:-} "$CONTEXT" >&2
 size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
 log "built $IMAGE in $(( $(date +%s) - started ))s, $(( size / 1000000 )) MB"
 echo "$IMAGE"
