@@ -37,12 +37,3 @@ def condition(
         last_transition_time=since,
         observed_generation=generation,
     )
-
-
-def find(conditions: Iterable[Condition], type_: str) -> Condition | None:
-    return next((c for c in conditions if c.type == type_), None)
-
-
-def is_true(conditions: Iterable[Condition], type_: str) -> bool:
-    found = find(conditions, type_)
-    return found is not None and found.status == "True"
