@@ -68,7 +68,14 @@ CTR = ["ctr", "-a", "/run/modelyard-containerd/containerd.sock", "-n", "k8s.io"]
 DOCKER = "/usr/bin/docker" if os.access("/usr/bin/docker", os.X_OK) else "docker"
 KWOK_TAINT = "modelyard.io/fake-node=true:NoSchedule"
 OPERATOR_NS, OPERATOR_SA = "modelyard-system", "modelyard-operator"
-RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+RBAC_KINDS = (
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+)
 SAMPLES_NS, SAMPLE = "default", "iris"
 MODELS_CLAIM, MODELS_PV, RUNTIME_UID = "modelyard-models", "modelyard-models-local", 10001
 TJ_TIMEOUT = float(os.environ.get("UP_TRAINING_TIMEOUT", "600"))
