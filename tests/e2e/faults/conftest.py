@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -35,7 +36,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import operator_harness as harness
-from tests.cluster.localcluster import LocalCluster
+from tests.cluster.localcluster import SERVICE_CIDR, LocalCluster
 from tests.cluster.operator_harness import (
     Modelyard,
     OperatorProcess,
@@ -184,13 +185,27 @@ def served(
     )
 
 
+# Traffic to a ClusterIP that kube-proxy has not (or no longer) programmed would leave the
+# machine by the default route; this rule rejects it on the host instead. It sits in filter
+# OUTPUT, after kube-proxy's DNAT in nat OUTPUT, so programmed ClusterIPs are not affected.
+CLUSTER_IP_GUARD = [
+    "OUTPUT", "-d", SERVICE_CIDR,
+    "-m", "comment", "--comment", "modelyard-faults: ClusterIPs stay on this host",
+    "-j", "REJECT",
+]  # fmt: skip
+
+
 @pytest.fixture(scope="package")
 def steady(modelyard: Modelyard, served: Served) -> Iterator[SteadyClient]:
+    subprocess.run(["iptables", "-I", *CLUSTER_IP_GUARD], check=True, capture_output=True)
     api = modelyard.api
     client = SteadyClient(lambda: service_url(api, served.namespace, served.name)).start()
-    wait_for("the first answer through the Service", client.last_ok, timeout=30)
-    yield client
-    client.stop()
+    try:
+        wait_for("the first answer through the Service", client.last_ok, timeout=30)
+        yield client
+    finally:
+        client.stop()
+        subprocess.run(["iptables", "-D", *CLUSTER_IP_GUARD], capture_output=True)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from .faultlib import (
     REPLICAS,
     RESYNC_SECONDS,
     WATCH_SECONDS,
+    AdminHTTP,
     RowRecorder,
     Served,
     StallProxy,
@@ -34,7 +35,6 @@ from .faultlib import (
     etcd_compact_all,
     holds,
     jobs_of,
-    list_resource_version,
     md_ready,
     model_versions,
     probe_md,
@@ -45,7 +45,6 @@ from .faultlib import (
     status_of,
     touch,
     waited,
-    watch_answer,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
@@ -218,7 +217,8 @@ def test_watch_expired_410_gone(
     watch cache starts afresh). A watch from a version listed before the restart must get
     "410 Gone" (the proof the fault happened); the operator must re-list and see changes."""
     api, ns = modelyard.api, healthy.namespace
-    before = {kind: list_resource_version(api, path) for kind, path in CR_PATHS.items()}
+    admin = AdminHTTP(e2e_cluster.kubeconfig)
+    before = {kind: admin.resource_version(path) for kind, path in CR_PATHS.items()}
     compacted: list[int] = []
     with steady.window("watch expired") as win:
         e2e_cluster.restart_component(
@@ -226,7 +226,7 @@ def test_watch_expired_410_gone(
             while_down=lambda: compacted.append(etcd_compact_all(e2e_cluster.etcd_url)),
         )
         back = time.monotonic()
-        answers = {kind: watch_answer(api, CR_PATHS[kind], rv) for kind, rv in before.items()}
+        answers = {kind: admin.first_watch_event(CR_PATHS[kind], rv) for kind, rv in before.items()}
         apply_probes(modelyard, ns, "probe-gone", probes)
         seen, _ = waited(lambda: probes_answered(modelyard, ns, "probe-gone"), WATCH_SECONDS)
         # A change to an existing object, not only a new one, must get through as well.

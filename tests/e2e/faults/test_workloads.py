@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -87,6 +88,34 @@ def running_trainer(modelyard: Modelyard, namespace: str, name: str) -> dict[str
         show=lambda: trainer_pods_of(modelyard.api, namespace, name),
     )
     return found
+
+
+def slow_training_job(name: str) -> dict[str, Any]:
+    """Long enough (~10 s of fitting here) that a deletion lands mid-training, not after."""
+    return training_job(
+        name,
+        dataset={"builtin": "digits"},
+        model={"estimator": "RandomForestClassifier", "hyperparameters": {"n_estimators": 150}},
+        validation={
+            "testSize": 0.2,
+            "cvFolds": 3,
+            "metrics": ["accuracy"],
+            "gate": [{"metric": "accuracy", "min": 0.8}],
+        },
+    )
+
+
+def training_trainer(modelyard: Modelyard, namespace: str, name: str) -> dict[str, Any]:
+    """A trainer pod past its imports and into ``train()`` (its "training" log line)."""
+    pod = running_trainer(modelyard, namespace, name)
+    pod_name = pod["metadata"]["name"]
+
+    def training() -> bool:
+        logs = modelyard.kubectl.run("logs", "-n", namespace, pod_name, check=False).stdout
+        return '"training"' in logs
+
+    wait_for(f"trainer {pod_name} training", training, timeout=120, interval=0.3)
+    return pod
 
 
 def new_pods_ready(modelyard: Modelyard, served: Served, gone: set[str]) -> dict[str, Any] | None:
@@ -203,7 +232,7 @@ def test_deployment_deleted(
         (f"recreated after {back:.1f}s" if dep else "NOT recreated")
         + ("; new pods Ready 2/2" if ready else "; NOT Ready again"),
         took if ready else None,
-        stats.lost() + " -- every pod goes with a deleted Deployment",
+        stats.lost(),
     )
     assert dep is not None, f"the Deployment did not come back within {WATCH_SECONDS:.0f}s"
     assert ready, status_of(api.md(ns, name))
@@ -228,8 +257,8 @@ class PodLoss:
 def pod_loss(modelyard: Modelyard, fault_ns: FaultNamespace) -> Iterator[PodLoss]:
     """TrainingJob ``podloss`` whose trainer pod is deleted while it runs."""
     api, ns, name = modelyard.api, fault_ns.name, "podloss"
-    modelyard.kubectl.apply(training_job(name), namespace=ns)
-    pod = running_trainer(modelyard, ns, name)
+    modelyard.kubectl.apply(slow_training_job(name), namespace=ns)
+    pod = training_trainer(modelyard, ns, name)
     job_uid = jobs_of(api, ns, name)[0]["metadata"]["uid"]
     api.delete("v1", "Pod", ns, pod["metadata"]["name"])
     tj, took = waited(lambda: tj_finished(api, ns, name), TRAINING_SECONDS)
@@ -307,9 +336,9 @@ def test_job_deleted_mid_training(
     """A Job deleted before its result was recorded: reported (Failed, JobDeleted), never
     silently re-run."""
     api, kubectl, ns, name = modelyard.api, modelyard.kubectl, fault_ns.name, "jobloss"
-    kubectl.apply(training_job(name), namespace=ns)
+    kubectl.apply(slow_training_job(name), namespace=ns)
     try:
-        running_trainer(modelyard, ns, name)
+        training_trainer(modelyard, ns, name)
         job = jobs_of(api, ns, name)[0]
         delete_by_hand(kubectl, "job", ns, job["metadata"]["name"])
 
@@ -463,10 +492,13 @@ def full_volume(path: Path) -> Iterator[Path]:
         path.rmdir()
         pytest.skip(f"cannot mount a tmpfs for a full volume here: {mounted.stderr.strip()}")
     try:
-        with (path / "filler").open("wb") as stream, contextlib.suppress(OSError):
-            while True:
-                stream.write(b"\0" * 4096)
-                stream.flush()
+        fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            with contextlib.suppress(OSError):  # ENOSPC: full
+                while True:
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
         yield path
     finally:
         # Lazily: a finished trainer's mount namespace may linger for a moment.
