@@ -64,6 +64,7 @@ from .faultlib import (
     service_url,
     status_of,
     tj_finished,
+    watch_live,
 )
 
 
@@ -209,8 +210,16 @@ def steady(modelyard: Modelyard, served: Served) -> Iterator[SteadyClient]:
 
 
 @pytest.fixture
-def healthy(modelyard: Modelyard, served: Served, steady: SteadyClient) -> Served:
-    """Each test starts from a serving stack: Ready on two replicas, the client answered."""
+def healthy(
+    modelyard: Modelyard,
+    served: Served,
+    steady: SteadyClient,
+    fault_operator: OperatorProcess,
+    request: pytest.FixtureRequest,
+) -> Served:
+    """Each test starts from a serving stack (Ready on two replicas, the client answered) and
+    an operator whose watches are live: a fault an earlier test left behind (e.g. a watch
+    still hung) must not decide this test. Restarting it then is written in the report."""
     api = modelyard.api
     wait_for(
         "ModelDeployment iris Ready on two replicas before the fault",
@@ -219,6 +228,23 @@ def healthy(modelyard: Modelyard, served: Served, steady: SteadyClient) -> Serve
         show=lambda: api.md(served.namespace, served.name),
     )
     wait_for("the steady client answered before the fault", steady.last_ok, timeout=30)
+    if not watch_live(
+        fault_operator,
+        modelyard.kubectl,
+        "service",
+        served.namespace,
+        served.name,
+        "server_service_changed",
+        timeout=10,
+    ):
+        fault_operator.kill()
+        fault_operator.start()
+        RowRecorder(request.node.nodeid).add(
+            "(before this test)",
+            "the operator's Service watch was dead (left by an earlier fault): operator restarted",
+            "n/a",
+            "n/a",
+        )
     return served
 
 

@@ -37,6 +37,7 @@ import pytest
 from tests.cluster.operator_harness import (
     Api,
     Kubectl,
+    OperatorProcess,
     condition,
     condition_is,
     model_deployment,
@@ -394,10 +395,19 @@ class AdminHTTP:
         self.context = ssl.create_default_context(cafile=cluster["certificate-authority"])
 
     def open(self, path: str, timeout: float = 10) -> Any:
+        """GET ``path``; while the API server says it is still initialising (429, 503 just
+        after a restart), retry for up to 30 s."""
         req = urllib.request.Request(
             self.server + path, headers={"Authorization": f"Bearer {self.token}"}
         )
-        return urllib.request.urlopen(req, context=self.context, timeout=timeout)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return urllib.request.urlopen(req, context=self.context, timeout=timeout)
+            except urllib.error.HTTPError as e:
+                if e.code not in (429, 503) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
     def resource_version(self, path: str) -> str:
         """The collection's resourceVersion now (what a client that just listed watches from)."""
@@ -465,6 +475,34 @@ def waited(
         if time.monotonic() - began > timeout:
             return None, time.monotonic() - began
         time.sleep(interval)
+
+
+# Which watch delivered an event: kopf logs each handler it ran for a watch event (INFO,
+# "Handler '<name>' succeeded."); the periodic resync calls the reconciler directly and logs
+# none. So a new line for a child's handler after touching that child proves its watch is live.
+def log_lines(operator: OperatorProcess) -> int:
+    return len(operator.log_path.read_text(errors="replace").splitlines())
+
+
+def handled_since(operator: OperatorProcess, mark: int, handler: str) -> bool:
+    lines = operator.log_path.read_text(errors="replace").splitlines()[mark:]
+    return any(f"Handler '{handler}'" in line for line in lines)
+
+
+def watch_live(
+    operator: OperatorProcess,
+    kubectl: Kubectl,
+    kind: str,
+    namespace: str,
+    name: str,
+    handler: str,
+    timeout: float,
+) -> bool:
+    """Touch ``kind/name`` and wait for the operator's ``handler`` to run for it."""
+    mark = log_lines(operator)
+    touch(kubectl, kind, namespace, name)
+    found, _ = waited(lambda: handled_since(operator, mark, handler), timeout)
+    return bool(found)
 
 
 def sha256_file(path: Path) -> str:
