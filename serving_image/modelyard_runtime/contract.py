@@ -3,15 +3,19 @@
 This module imports nothing heavier than pydantic: the operator imports it without
 scikit-learn, and the runtime image without kopf. It holds
 - the allow-lists (estimators, built-in datasets, metrics) by *name*;
-- the trainer's exit codes, which the operator's podFailurePolicy keys on;
+- the trainer's exit codes, which the operator's podFailurePolicy keys on, and the server's;
 - the environment variables through which the operator configures both entrypoints;
 - the artifact layout at ``<storageUri>/<version>/`` and its ``metadata.json``;
-- the compact result the trainer writes to the termination log.
+- the compact result the trainer writes to the termination log;
+- the one sha256 helper, and the storage-URI rules.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import posixpath
 from enum import IntEnum
 from typing import Any, Literal
 
@@ -89,6 +93,24 @@ NON_RETRYABLE_EXIT_CODES: tuple[int, ...] = (
     ExitCode.GATE_NOT_MET,
 )
 
+
+class ServerExitCode(IntEnum):
+    """How ``modelyard-serve`` ends when it refuses to serve. Before exiting it writes
+    ``<reason>: <why>`` (plain text, at most TERMINATION_MESSAGE_LIMIT bytes) to
+    ``$MODELYARD_TERMINATION_LOG``; the reason word is the one named here."""
+
+    OK = 0
+    FAILED = 1  # reason "ServerFailed": did not start for another reason (e.g. port taken)
+    INVALID_CONFIG = 2  # reason "InvalidConfig": the environment is wrong
+    MODEL_LOAD_FAILED = 3  # reason "ModelLoadFailed": missing, modified or unloadable model
+
+
+SERVER_FAILURE_REASONS: dict[ServerExitCode, str] = {
+    ServerExitCode.FAILED: "ServerFailed",
+    ServerExitCode.INVALID_CONFIG: "InvalidConfig",
+    ServerExitCode.MODEL_LOAD_FAILED: "ModelLoadFailed",
+}
+
 # --- environment: how the operator configures the entrypoints ---------------------------------
 
 ENV_TRAINING_SPEC = "MODELYARD_TRAINING_SPEC"  # JSON of TrainingSpec
@@ -97,16 +119,21 @@ ENV_STORAGE_URI = "MODELYARD_STORAGE_URI"  # the URI that OUTPUT_DIR stands for,
 ENV_MODEL_VERSION = "MODELYARD_MODEL_VERSION"  # optional: version to write (default: generated)
 ENV_DATA_ROOT = "MODELYARD_DATA_ROOT"  # where pvc://<claim>/ datasets are mounted
 ENV_RESULT_PATH = "MODELYARD_RESULT_PATH"  # default /dev/termination-log
+ENV_SIZE_LIMITS = (
+    "MODELYARD_SIZE_LIMITS"  # optional JSON of spec.SizeLimits (default: its defaults)
+)
 
 ENV_MODEL_DIR = "MODELYARD_MODEL_DIR"  # the server's model directory (<storage>/<version>)
 ENV_MODEL_NAME = "MODELYARD_MODEL_NAME"  # the V2 model name
-ENV_EXPECTED_SHA256 = "MODELYARD_EXPECTED_SHA256"  # optional pin, verified before load
+ENV_EXPECTED_SHA256 = "MODELYARD_EXPECTED_SHA256"  # optional artifact digest pin (ModelRef)
+ENV_TERMINATION_LOG = "MODELYARD_TERMINATION_LOG"  # server: why it refused (default below)
+ENV_MAX_INFLIGHT = "MODELYARD_MAX_INFLIGHT"  # server: inference requests at once, then 503
 ENV_PORT = "MODELYARD_PORT"
 ENV_MAX_BODY_BYTES = "MODELYARD_MAX_BODY_BYTES"
 ENV_HOST = "MODELYARD_HOST"  # the server's listen address (default 0.0.0.0)
 ENV_LOG_LEVEL = "MODELYARD_LOG_LEVEL"  # both entrypoints (default info)
 
-DEFAULT_RESULT_PATH = "/dev/termination-log"
+DEFAULT_RESULT_PATH = "/dev/termination-log"  # the kubelet reads it (both entrypoints)
 DEFAULT_DATA_ROOT = "/mnt/data"
 DEFAULT_SERVE_PORT = 8080
 TERMINATION_MESSAGE_LIMIT = 4096  # bytes: the kubelet truncates beyond this
@@ -117,19 +144,35 @@ MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 
 
+def sha256_of(source: bytes | str | os.PathLike[str]) -> str:
+    """Hex sha256 of bytes, or of the file at a path (streamed)."""
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    with open(source, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
 class CamelModel(BaseModel):
-    """camelCase on the wire (as Kubernetes writes), snake_case in Python."""
+    """camelCase on the wire (as Kubernetes writes), snake_case in Python. Strict: what
+    users write (specs) is refused on an unknown field, so a typo is not silently ignored."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-class FeatureInfo(CamelModel):
+class WireModel(CamelModel):
+    """What one component writes and another reads (metadata.json, the trainer's result):
+    unknown fields are ignored, so an older reader accepts a newer writer's output."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class FeatureInfo(WireModel):
     name: str
     dtype: str  # numpy dtype name of the raw column, or "object" for strings
     kind: Literal["numeric", "categorical"]
 
 
-class FeatureStats(CamelModel):
+class FeatureStats(WireModel):
     """Reference statistics of one feature in the training data, for drift checks."""
 
     name: str
@@ -141,14 +184,14 @@ class FeatureStats(CamelModel):
     frequencies: dict[str, float] | None = None  # share per category, for categorical ones
 
 
-class DatasetInfo(CamelModel):
+class DatasetInfo(WireModel):
     source: str  # "builtin:iris" or the URI
     digest: str  # sha256 of the canonical bytes of the data as read
     rows: int
     columns: int
 
 
-class GateResult(CamelModel):
+class GateResult(WireModel):
     metric: str
     value: float
     min: float | None = None
@@ -156,18 +199,19 @@ class GateResult(CamelModel):
     passed: bool
 
 
-class ValidationResult(CamelModel):
+class ValidationResult(WireModel):
     passed: bool
     results: list[GateResult] = Field(default_factory=list)
 
 
-class ModelMetadata(CamelModel):
-    """``metadata.json`` beside the model file."""
+class ModelMetadata(WireModel):
+    """``metadata.json`` beside the model file. Its bytes are the artifact: their sha256 is
+    the artifact digest (``ModelRef.sha256``), and ``sha256`` here pins the model file."""
 
     model_version: str
     model_file: str = MODEL_FILE
     format: Literal["skops"] = "skops"
-    sha256: str
+    sha256: str  # of the model file
     created_at: str
     task: Task
     estimator: str
@@ -191,13 +235,15 @@ class ModelMetadata(CamelModel):
 ResultReason = Literal["Succeeded", "InvalidSpec", "InvalidData", "GateNotMet", "InternalError"]
 
 
-class ModelRef(CamelModel):
+class ModelRef(WireModel):
     uri: str  # <storageUri>/<version>
     version: str
     sha256: str
+    """The artifact digest: sha256 of metadata.json's bytes, which records the sha256 of
+    every other file (the model file). MODELYARD_EXPECTED_SHA256 pins this value."""
 
 
-class TrainerResult(CamelModel):
+class TrainerResult(WireModel):
     """What the trainer reports; the operator turns it into TrainingJob status."""
 
     reason: ResultReason
@@ -215,43 +261,115 @@ class TrainerResult(CamelModel):
         return self.reason == "Succeeded"
 
     def to_termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
-        """Compact JSON within ``limit`` bytes: drop the least essential parts first."""
-        data = self.model_dump(by_alias=True, exclude_none=True)
-        text = json.dumps(data, separators=(",", ":"), default=str)
-        for droppable in ("bestParams", "cvMetrics"):
-            if len(text.encode()) <= limit:
-                return text
-            data.pop(droppable, None)
-            text = json.dumps(data, separators=(",", ":"), default=str)
-        if len(text.encode()) > limit:
-            message = str(data.get("message", ""))
-            overflow = len(text.encode()) - limit
-            data["message"] = message[: max(0, len(message) - overflow - 8)]
-            text = json.dumps(data, separators=(",", ":"), default=str)
-        return text
+        """Compact JSON within ``limit`` bytes whatever the fields hold (the kubelet cuts
+        the rest, and cut JSON does not parse). The least essential parts go first: best
+        params, CV metrics, then the message is trimmed, then the dataset source, the gate
+        details and the metrics; the model reference (what to serve) stays to the end."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        text = _compact(data)
+        for step in _SHEDDING:
+            while len(text.encode()) > limit:
+                step(data, len(text.encode()) - limit)
+                shed, text = text, _compact(data)
+                if text == shed:  # this step has nothing more to give
+                    break
+        if len(text.encode()) <= limit:
+            return text
+        # Only an absurdly small limit gets here: the reason alone is what matters most.
+        return _compact({"reason": data["reason"]})
 
     @classmethod
     def from_termination_message(cls, text: str) -> TrainerResult:
         return cls.model_validate_json(text)
 
 
+def _compact(data: dict[str, Any]) -> str:
+    # ensure_ascii=False: a non-ASCII character costs its UTF-8 bytes, not a 6-byte escape.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fit_bytes(text: str, max_bytes: int) -> str:
+    """``text`` within ``max_bytes`` UTF-8 bytes (never half a character), marked as cut."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max(0, max_bytes - 3)].decode(errors="ignore") + "\u2026"
+
+
+def _trim(*path: str, floor: int) -> Any:
+    """A shedding step: shorten the string at ``path`` by the overflow, to ``floor`` bytes."""
+
+    def step(data: dict[str, Any], overflow: int) -> None:
+        parent = data
+        for key in path[:-1]:
+            parent = parent.get(key) or {}
+        value = parent.get(path[-1])
+        if isinstance(value, str):
+            # +16: JSON escapes can make the encoded string longer than its UTF-8 bytes.
+            target = max(floor, len(value.encode()) - overflow - 16)
+            parent[path[-1]] = fit_bytes(value, target)
+
+    return step
+
+
+def _drop(*path: str) -> Any:
+    def step(data: dict[str, Any], overflow: int) -> None:
+        parent = data
+        for key in path[:-1]:
+            parent = parent.get(key) or {}
+        parent.pop(path[-1], None)
+
+    return step
+
+
+def _failed_gates_only(data: dict[str, Any], overflow: int) -> None:
+    validation = data.get("validation")
+    if validation:
+        validation["results"] = [r for r in validation.get("results", []) if not r["passed"]]
+
+
+_SHEDDING = (
+    _drop("bestParams"),
+    _drop("cvMetrics"),
+    _trim("message", floor=512),
+    _trim("dataset", "source", floor=128),
+    _failed_gates_only,
+    _drop("validation", "results"),
+    _drop("metrics"),
+    _trim("message", floor=64),
+    _drop("dataset"),
+    _trim("model", "uri", floor=256),
+    _trim("message", floor=0),
+)
+
+
 # --- storage URIs -----------------------------------------------------------------------------
 
 
+def clean_path(path: str, uri: str) -> str:
+    """``path`` without empty or ``.`` segments; a ``..`` segment (a way out of the volume)
+    is refused rather than resolved."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"{uri!r}: '..' path segments are not allowed")
+    return "/".join(parts)
+
+
 def parse_pvc_uri(uri: str) -> tuple[str, str]:
-    """``pvc://<claim>/<path>`` -> (claim, path). The path may be empty."""
+    """``pvc://<claim>/<path>`` -> (claim, normalised path). The path may be empty."""
     if not uri.startswith("pvc://"):
         raise ValueError(f"not a pvc:// URI: {uri!r}")
     claim, _, path = uri[len("pvc://") :].partition("/")
-    if not claim:
+    if not claim or claim in (".", ".."):
         raise ValueError(f"pvc:// URI without a claim name: {uri!r}")
-    return claim, path.strip("/")
+    return claim, clean_path(path, uri)
 
 
 def local_path_of(uri: str, pvc_root: str) -> str:
     """Where a ``pvc://claim/path`` (mounted at ``<pvc_root>/<claim>``) or ``file:///path``
-    URI is found inside the container."""
+    URI is found inside the container. ``file://`` is for local runs of the trainer; the
+    operator's CRDs accept only ``pvc://``."""
     if uri.startswith("file://"):
-        return uri[len("file://") :]
+        return "/" + clean_path(uri[len("file://") :], uri)
     claim, path = parse_pvc_uri(uri)
-    return "/".join(part for part in (pvc_root.rstrip("/"), claim, path) if part)
+    return posixpath.join(pvc_root.rstrip("/") or "/", claim, path).rstrip("/")

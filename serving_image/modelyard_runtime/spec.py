@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from modelyard_runtime.contract import (
     BUILTIN_DATASETS,
@@ -18,6 +18,7 @@ from modelyard_runtime.contract import (
     METRICS,
     REGRESSION_METRICS,
     CamelModel,
+    WireModel,
     task_of,
 )
 
@@ -47,7 +48,11 @@ Estimator = Literal[
 ]
 Metric = Literal["accuracy", "f1", "precision", "recall", "roc_auc", "r2", "rmse", "mae"]
 
-DATA_URI_PATTERN = r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/.+|file:///.+)$"
+# A path segment that is neither empty, ``.`` nor ``..`` (no lookahead: the CRDs' RE2 and
+# pydantic's Rust regex have none). A ``..`` segment would leave the mounted volume.
+PATH_SEGMENT_PATTERN = r"([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)"
+# file:// is for local runs of the trainer; the operator's CRD takes pvc:// only.
+DATA_URI_PATTERN = rf"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?|file://)(/{PATH_SEGMENT_PATTERN})+$"
 
 
 class DatasetSpec(CamelModel):
@@ -170,6 +175,77 @@ class TrainingSpec(CamelModel):
                 f"({self.model.estimator}); use {list(allowed)}"
             )
         return self
+
+
+# --- size bounds --------------------------------------------------------------------------------
+
+
+class SizeLimits(WireModel):
+    """Upper bounds on the hyperparameters that decide how much memory and CPU time a training
+    takes (scikit-learn accepts any size). The operator checks a spec against its own
+    limits at reconcile time and passes the same JSON to the trainer (MODELYARD_SIZE_LIMITS),
+    which checks again before it builds anything."""
+
+    n_estimators: int = Field(default=1000, ge=1)  # forests, gradient boosting
+    max_iter: int = Field(default=100_000, ge=1)  # linear models, SVMs, hist. boosting
+    n_jobs: int = Field(default=4, ge=1)  # processes/threads: None or 1..n_jobs, never -1
+    max_depth: int = Field(default=100, ge=1)  # trees
+    n_neighbors: int = Field(default=1000, ge=1)
+    max_trials: int = Field(default=1000, ge=1)  # search.maxTrials (the CRD caps it at 1000)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SizeLimits:
+        """The limits in ``text`` (MODELYARD_SIZE_LIMITS), or the defaults when unset.
+        ValueError says what is wrong."""
+        if text is None or not text.strip():
+            return cls()
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            raise ValueError(f"invalid size limits {text[:200]!r}: {error}") from None
+
+
+def size_violations(spec: TrainingSpec | ModelSpec, limits: SizeLimits | None = None) -> list[str]:
+    """What in ``spec`` exceeds ``limits``, each naming its field as a TrainingJob spells it
+    (``spec.model.hyperparameters.n_estimators: ...``); empty when all is within bounds.
+    Search candidates count too: each value of a grid, the upper end of a range."""
+    limits = limits or SizeLimits()
+    model = spec.model if isinstance(spec, TrainingSpec) else spec
+    search = spec.search if isinstance(spec, TrainingSpec) else None
+    found: list[str] = []
+    for name, value in model.hyperparameters.items():
+        found += _size_problems(f"spec.model.hyperparameters.{name}", name, value, limits)
+    if search is not None:
+        if search.max_trials > limits.max_trials:
+            found.append(
+                f"spec.search.maxTrials: {search.max_trials} exceeds the limit of "
+                f"{limits.max_trials}"
+            )
+        for name, space in search.parameters.items():
+            where = f"spec.search.parameters.{name}"
+            for index, value in enumerate(space.values or []):
+                found += _size_problems(f"{where}.values[{index}]", name, value, limits)
+            for end in ("min", "max"):
+                bound = getattr(space, end)
+                if bound is not None:
+                    found += _size_problems(f"{where}.{end}", name, bound, limits)
+    return found
+
+
+def _size_problems(field: str, name: str, value: Any, limits: SizeLimits) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return []  # not a size; scikit-learn's own validation judges the type
+    if name == "n_jobs":
+        if not 1 <= value <= limits.n_jobs:
+            return [f"{field}: {value} is not allowed; use 1..{limits.n_jobs} (or leave it unset)"]
+        return []
+    limit = getattr(limits, name, None) if name in _SIZE_PARAMETERS else None
+    if limit is not None and value > limit:
+        return [f"{field}: {value} exceeds the limit of {limit}"]
+    return []
+
+
+_SIZE_PARAMETERS = frozenset({"n_estimators", "max_iter", "max_depth", "n_neighbors"})
 
 
 # The Literal types above must list exactly the contract's allow-lists.

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-from modelyard_runtime.contract import ExitCode, ModelMetadata, TrainerResult
-from modelyard_runtime.serve.model import sha256_of
+from modelyard_runtime.contract import ExitCode, ModelMetadata, TrainerResult, sha256_of
 from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 from runtime_support import TrainerRun, run_trainer
 
@@ -24,7 +23,9 @@ def check_artifact(run: TrainerRun) -> ModelMetadata:
     files = sorted(p.name for p in run.model_dir.iterdir())
     assert files == ["metadata.json", "model.skops"]
     metadata = ModelMetadata.model_validate(run.metadata())
-    assert metadata.sha256 == result.model.sha256 == sha256_of(str(run.model_dir / "model.skops"))
+    # The artifact digest pins metadata.json, which pins the model file.
+    assert result.model.sha256 == sha256_of(run.model_dir / "metadata.json")
+    assert metadata.sha256 == sha256_of(run.model_dir / "model.skops")
     assert result.model.uri == f"file://{run.output_dir}/{result.model.version}"
     assert metadata.model_version == result.model.version
     assert 0 < len(metadata.reference_sample) <= 100

@@ -219,6 +219,9 @@ def _tensor_fields(tensor: Any, index: int) -> tuple[str, list[int], str, Any]:
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
         raise bad(f"input {name!r}: 'shape' must be a non-empty list of non-negative integers")
+    if shape[0] == 0:
+        # scikit-learn refuses an empty batch at predict time: say so as the client's error.
+        raise bad(f"input {name!r}: shape {shape} holds no rows; send at least one")
     if datatype not in DATATYPES:
         raise bad(
             f"input {name!r}: unsupported datatype {datatype!r}; use one of {sorted(DATATYPES)}"

@@ -11,7 +11,7 @@ import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
 
-OUTCOMES = ("ok", "bad_request", "not_found", "too_large", "not_ready", "error")
+OUTCOMES = ("ok", "bad_request", "not_found", "too_large", "not_ready", "overloaded", "error")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -1,15 +1,15 @@
 """The model runtime: load, verify and predict. No HTTP here.
 
-Loading refuses anything it cannot vouch for: a model file whose sha256 differs from
-``metadata.json`` (or from the operator's pin), or one that needs a type outside
-SERVER_TRUSTED_TYPES.
+Loading refuses anything it cannot vouch for: a metadata.json whose sha256 (the artifact
+digest) differs from the operator's pin, a model file whose sha256 differs from what
+metadata.json records, or one that needs a type outside SERVER_TRUSTED_TYPES.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import skops.io
 from pydantic import ValidationError
 
-from modelyard_runtime.contract import METADATA_FILE, FeatureInfo, ModelMetadata
+from modelyard_runtime.contract import METADATA_FILE, FeatureInfo, ModelMetadata, sha256_of
 from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 
 PREDICT = "predict"
@@ -33,6 +33,7 @@ class LoadedModel:
     name: str
     metadata: ModelMetadata
     pipeline: Any
+    digest: str  # the artifact digest: sha256 of metadata.json's bytes
     features: list[FeatureInfo] = field(init=False)
     numeric_only: bool = field(init=False)
     outputs: tuple[str, ...] = field(init=False)
@@ -81,69 +82,81 @@ class LoadedModel:
             matrix[:, j] = np.asarray(column, dtype=np.float64) if numeric else column
         return matrix
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> float:
         """Run every output once on the reference sample: the first real request then pays
-        no lazy-initialisation cost, and a model that cannot predict never becomes ready."""
+        no lazy-initialisation cost, and a model that cannot predict never becomes ready.
+        Returns the seconds a warm ``predict`` takes per row (for the server's choice of
+        running a batch inline or in a thread)."""
         x = self.reference_matrix()
         try:
             results = self.predict(x, self.outputs)
+            started = time.perf_counter()
+            self.predict(x, (PREDICT,))
+            seconds = time.perf_counter() - started
         except Exception as error:
             raise ModelLoadError(
                 f"warm-up prediction failed: {type(error).__name__}: {error}"
             ) from error
         if len(results[PREDICT]) != len(x):
             raise ModelLoadError("warm-up prediction returned the wrong number of rows")
+        return seconds / len(x)
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except FileNotFoundError as error:
+        raise ModelLoadError(f"{what} {path} does not exist") from error
+    except OSError as error:
+        raise ModelLoadError(f"cannot read {what} {path}: {error.strerror}") from error
 
 
 def load_model(model_dir: str, name: str, expected_sha256: str | None = None) -> LoadedModel:
+    """Each file is read once, and what is verified is what is used: the metadata bytes are
+    hashed (the artifact digest, the deployment's pin) and parsed; the model bytes are hashed
+    (against the metadata), type-checked and loaded. Nothing is re-read after its check."""
     metadata_path = os.path.join(model_dir, METADATA_FILE)
+    metadata_bytes = _read(metadata_path, "metadata file")
+    digest = sha256_of(metadata_bytes)
+    if expected_sha256 is not None and not hmac.compare_digest(digest, expected_sha256):
+        raise ModelLoadError(
+            f"sha256 mismatch: {metadata_path} has {digest}, the deployment expects "
+            f"{expected_sha256}; refusing to load"
+        )
     try:
-        with open(metadata_path, "rb") as stream:
-            metadata = ModelMetadata.model_validate_json(stream.read())
-    except FileNotFoundError as error:
-        raise ModelLoadError(f"{metadata_path} does not exist") from error
-    except (OSError, ValidationError) as error:
+        metadata = ModelMetadata.model_validate_json(metadata_bytes)
+    except ValidationError as error:
         raise ModelLoadError(f"cannot read {metadata_path}: {error}") from error
 
     model_path = os.path.join(model_dir, os.path.basename(metadata.model_file))
-    if not os.path.isfile(model_path):
-        raise ModelLoadError(f"model file {model_path} does not exist")
-    actual = sha256_of(model_path)
+    data = _read(model_path, "model file")
+    actual = sha256_of(data)
     if not hmac.compare_digest(actual, metadata.sha256.lower()):
         raise ModelLoadError(
             f"sha256 mismatch: {model_path} has {actual}, metadata.json records "
             f"{metadata.sha256}; refusing to load a modified model file"
         )
-    if expected_sha256 is not None and not hmac.compare_digest(actual, expected_sha256):
+    try:
+        needed = skops.io.get_untrusted_types(data=data)
+    except Exception as error:
         raise ModelLoadError(
-            f"sha256 mismatch: {model_path} has {actual}, the deployment expects "
-            f"{expected_sha256}; refusing to load"
-        )
-
-    untrusted = [
-        t for t in skops.io.get_untrusted_types(file=model_path) if t not in SERVER_TRUSTED_TYPES
-    ]
+            f"cannot read {model_path}: {type(error).__name__}: {error}"
+        ) from error
+    untrusted = [t for t in needed if t not in SERVER_TRUSTED_TYPES]
     if untrusted:
         raise ModelLoadError(
             f"{model_path} needs types the server does not trust: {untrusted}; refusing to load"
         )
     try:
-        pipeline = skops.io.load(model_path, trusted=list(SERVER_TRUSTED_TYPES))
+        pipeline = skops.io.loads(data, trusted=list(SERVER_TRUSTED_TYPES))
     except Exception as error:
         raise ModelLoadError(
             f"cannot load {model_path}: {type(error).__name__}: {error}"
         ) from error
     if not hasattr(pipeline, "predict"):
         raise ModelLoadError(f"{model_path} holds a {type(pipeline).__name__}, not a model")
-    model = LoadedModel(name=name, metadata=metadata, pipeline=pipeline)
+    model = LoadedModel(name=name, metadata=metadata, pipeline=pipeline, digest=digest)
     if model.classes is None and metadata.classes is not None:
         model.classes = np.asarray(metadata.classes)
     return model

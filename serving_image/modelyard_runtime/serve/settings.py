@@ -7,18 +7,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelyard_runtime.contract import (
+    DEFAULT_RESULT_PATH,
     DEFAULT_SERVE_PORT,
     ENV_EXPECTED_SHA256,
     ENV_HOST,
     ENV_LOG_LEVEL,
     ENV_MAX_BODY_BYTES,
+    ENV_MAX_INFLIGHT,
     ENV_MODEL_DIR,
     ENV_MODEL_NAME,
     ENV_PORT,
+    ENV_TERMINATION_LOG,
 )
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MODEL_NAME = "model"
+# Each admitted request holds several times its body (bytes, lists, arrays): 8 at the 8 MiB
+# body limit stay within a few hundred MiB. Small requests run inline and rarely overlap.
+DEFAULT_MAX_INFLIGHT = 8
 
 
 class SettingsError(ValueError):
@@ -33,7 +39,9 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = DEFAULT_SERVE_PORT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
     log_level: str = "info"
+    termination_log: str = DEFAULT_RESULT_PATH
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,7 +59,9 @@ class Settings:
             host=env.get(ENV_HOST, "0.0.0.0"),
             port=_int(env, ENV_PORT, DEFAULT_SERVE_PORT),
             max_body_bytes=_int(env, ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES),
+            max_inflight=_int(env, ENV_MAX_INFLIGHT, DEFAULT_MAX_INFLIGHT),
             log_level=env.get(ENV_LOG_LEVEL, "info").lower(),
+            termination_log=env.get(ENV_TERMINATION_LOG, "").strip() or DEFAULT_RESULT_PATH,
         )
 
 

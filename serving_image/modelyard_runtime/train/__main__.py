@@ -14,8 +14,10 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
+import tempfile
 from types import FrameType
 
 from pydantic import ValidationError
@@ -28,18 +30,23 @@ from modelyard_runtime.contract import (
     ENV_MODEL_VERSION,
     ENV_OUTPUT_DIR,
     ENV_RESULT_PATH,
+    ENV_SIZE_LIMITS,
     ENV_STORAGE_URI,
     ENV_TRAINING_SPEC,
     ExitCode,
     TrainerResult,
+    parse_pvc_uri,
 )
 from modelyard_runtime.logs import configure_logging
-from modelyard_runtime.spec import TrainingSpec
+from modelyard_runtime.spec import SizeLimits, TrainingSpec, size_violations
 from modelyard_runtime.train.artifact import generated_version
 from modelyard_runtime.train.errors import InvalidSpec, TrainerError
 from modelyard_runtime.train.run import RunConfig, train
 
 log = logging.getLogger("modelyard.train")
+
+# A model version names one directory under the output dir (and a label value).
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 class _ArgumentError(Exception):
@@ -94,6 +101,47 @@ def _load_spec(args: argparse.Namespace) -> TrainingSpec:
         raise InvalidSpec(f"invalid training spec: {problems}") from error
 
 
+def _check_sizes(spec: TrainingSpec) -> None:
+    try:
+        limits = SizeLimits.from_json(os.environ.get(ENV_SIZE_LIMITS))
+    except ValueError as error:
+        raise InvalidSpec(f"{ENV_SIZE_LIMITS}: {error}") from error
+    problems = size_violations(spec, limits)
+    if problems:
+        raise InvalidSpec("; ".join(problems))
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    """Where to write, checked now: a path that cannot be written is the spec's fault (no
+    retry helps), and is better found before the training than after it."""
+    storage_uri = os.environ.get(ENV_STORAGE_URI)
+    field = "spec.output.storageUri" if storage_uri else "--output-dir"
+    output_dir = args.output_dir or os.environ.get(ENV_OUTPUT_DIR)
+    if not output_dir:
+        raise InvalidSpec(f"no output directory: set {ENV_OUTPUT_DIR} or pass --output-dir")
+    output_dir = os.path.abspath(output_dir)
+    if storage_uri:
+        try:
+            parse_pvc_uri(storage_uri)
+        except ValueError as error:
+            raise InvalidSpec(f"{field}: {error}") from error
+    version = os.environ.get(ENV_MODEL_VERSION) or generated_version()
+    if not VERSION_PATTERN.fullmatch(version):
+        raise InvalidSpec(f"{ENV_MODEL_VERSION}={version[:100]!r} is not one path segment")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as error:
+        raise InvalidSpec(f"{field}: cannot write {output_dir}: {error.strerror}") from error
+    return RunConfig(
+        output_dir=output_dir,
+        storage_uri=storage_uri or f"file://{output_dir}",
+        version=version,
+        data_root=os.environ.get(ENV_DATA_ROOT, DEFAULT_DATA_ROOT),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_logging(os.environ.get(ENV_LOG_LEVEL, "INFO"))
     result_path = os.environ.get(ENV_RESULT_PATH, DEFAULT_RESULT_PATH)
@@ -108,16 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         args = parser.parse_args(argv)
         spec = _load_spec(args)
-        output_dir = args.output_dir or os.environ.get(ENV_OUTPUT_DIR)
-        if not output_dir:
-            raise InvalidSpec(f"no output directory: set {ENV_OUTPUT_DIR} or pass --output-dir")
-        output_dir = os.path.abspath(output_dir)
-        config = RunConfig(
-            output_dir=output_dir,
-            storage_uri=os.environ.get(ENV_STORAGE_URI) or f"file://{output_dir}",
-            version=os.environ.get(ENV_MODEL_VERSION) or generated_version(),
-            data_root=os.environ.get(ENV_DATA_ROOT, DEFAULT_DATA_ROOT),
-        )
+        _check_sizes(spec)
+        config = _run_config(args)
         log.info(
             "training",
             extra={

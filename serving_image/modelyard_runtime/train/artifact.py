@@ -6,12 +6,12 @@ Both files are written into a temporary sibling directory and renamed into place
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from modelyard_runtime.contract import (
     FeatureInfo,
     FeatureStats,
     ModelMetadata,
+    sha256_of,
 )
 
 REFERENCE_SAMPLE_ROWS = 100
@@ -35,14 +36,6 @@ def generated_version(now: datetime | None = None) -> str:
     """A sortable UTC timestamp version, valid in URIs and Kubernetes label values."""
     now = now or datetime.now(UTC)
     return now.strftime("v%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}"
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def json_safe(value: Any) -> Any:
@@ -102,14 +95,17 @@ def reference_sample(x: np.ndarray, seed: int) -> list[list[Any]]:
     return [[json_safe(v) for v in x[i]] for i in index]
 
 
-def write_artifact(
-    output_dir: str,
-    version: str,
-    model: Any,
-    build_metadata: Any,
-) -> tuple[str, ModelMetadata]:
-    """Dump ``model`` with skops, then ``build_metadata(sha256) -> ModelMetadata``; move the
-    directory into place as ``<output_dir>/<version>``. Returns (final dir, metadata)."""
+@dataclass(frozen=True)
+class Artifact:
+    path: str  # <output_dir>/<version>
+    metadata: ModelMetadata
+    digest: str  # sha256 of metadata.json's bytes (contract.ModelRef.sha256)
+
+
+def write_artifact(output_dir: str, version: str, model: Any, build_metadata: Any) -> Artifact:
+    """Dump ``model`` with skops, then ``build_metadata(model_sha256) -> ModelMetadata``;
+    move the directory into place as ``<output_dir>/<version>``. The artifact digest covers
+    metadata.json, which records the model file's sha256: one pin covers both files."""
     os.makedirs(output_dir, exist_ok=True)
     final = os.path.join(output_dir, version)
     staging = tempfile.mkdtemp(prefix=f".{version}.", dir=output_dir)
@@ -117,8 +113,10 @@ def write_artifact(
         model_path = os.path.join(staging, MODEL_FILE)
         skops.io.dump(model, model_path)
         metadata: ModelMetadata = build_metadata(sha256_of(model_path))
-        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as stream:
-            stream.write(metadata.model_dump_json(by_alias=True, indent=2))
+        # The bytes hashed are the bytes written (not a second serialisation).
+        data = metadata.model_dump_json(by_alias=True, indent=2).encode()
+        with open(os.path.join(staging, METADATA_FILE), "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(staging, 0o755)  # mkdtemp makes 0700; the server may run as another user
@@ -135,7 +133,7 @@ def write_artifact(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return final, metadata
+    return Artifact(final, metadata, sha256_of(data))
 
 
 def now_iso() -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
 import pandas as pd
 from sklearn import datasets as sk_datasets
 
-from modelyard_runtime.contract import DatasetInfo, Task, local_path_of
+from modelyard_runtime.contract import DatasetInfo, Task, local_path_of, parse_pvc_uri, sha256_of
 from modelyard_runtime.spec import DatasetSpec
 from modelyard_runtime.train.errors import InvalidData, InvalidSpec
 
@@ -30,11 +29,11 @@ def load_dataset(spec: DatasetSpec, data_root: str, task: Task) -> Dataset:
     if spec.builtin is not None:
         frame = _load_builtin(spec.builtin)
         source = f"builtin:{spec.builtin}"
-        digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+        digest = sha256_of(frame.to_csv(index=False).encode())
     else:
         assert spec.uri is not None  # DatasetSpec guarantees one of the two
         source = spec.uri
-        path = local_path_of(spec.uri, data_root)
+        path = _contained_path(spec.uri, data_root)
         frame, digest = _load_file(path, spec.file_format)
 
     target_name = spec.target or BUILTIN_TARGET
@@ -73,6 +72,22 @@ def load_dataset(spec: DatasetSpec, data_root: str, task: Task) -> Dataset:
     )
 
 
+def _contained_path(uri: str, data_root: str) -> str:
+    """The local path of ``uri``, refused when it resolves (through symlinks) outside the
+    claim's mount: a dataset reads its own volume, nothing else in the container."""
+    try:
+        path = local_path_of(uri, data_root)
+    except ValueError as error:
+        raise InvalidSpec(f"spec.dataset.uri: {error}") from error
+    if not uri.startswith("pvc://"):
+        return path  # file:// is for local runs, where the whole file system is the user's
+    claim, _ = parse_pvc_uri(uri)
+    mount = os.path.realpath(os.path.join(data_root, claim))
+    if not os.path.realpath(path).startswith(mount + os.sep):
+        raise InvalidSpec(f"spec.dataset.uri: {uri[:200]!r} leaves the volume of claim {claim!r}")
+    return path
+
+
 def _load_builtin(name: str) -> pd.DataFrame:
     loader = getattr(sk_datasets, f"load_{name}", None)
     if loader is None:  # the spec's Literal should make this impossible
@@ -84,17 +99,14 @@ def _load_builtin(name: str) -> pd.DataFrame:
 def _load_file(path: str, file_format: str) -> tuple[pd.DataFrame, str]:
     if not os.path.isfile(path):
         raise InvalidData(f"dataset file {path} does not exist (is the volume mounted?)")
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
+    digest = sha256_of(path)
     try:
         frame = pd.read_parquet(path) if file_format == "parquet" else pd.read_csv(path)
     except pd.errors.EmptyDataError as error:
         raise InvalidData(f"dataset file {path} is empty: {error}") from error
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InvalidData(f"cannot read {file_format} dataset {path}: {error}") from error
-    return frame, digest.hexdigest()
+    return frame, digest
 
 
 def _check_target(target: pd.Series, name: str, task: Task) -> None:
@@ -122,6 +134,8 @@ def _check_target(target: pd.Series, name: str, task: Task) -> None:
         )
 
 
-def _preview(items: list[object], limit: int = 20) -> str:
-    shown = ", ".join(repr(i) for i in items[:limit])
+def _preview(items: list[object], limit: int = 20, width: int = 40) -> str:
+    """A few column names, each cut short: enough to spot a typo, never a file's contents
+    (a file that is not a table has its first line as its one "column")."""
+    shown = ", ".join(repr(str(i)[:width]) for i in items[:limit])
     return f"[{shown}{', ...' if len(items) > limit else ''}]"

@@ -152,16 +152,15 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
             reference_sample=artifact.reference_sample(x_train, seed),
         )
 
-    path, metadata = artifact.write_artifact(
-        config.output_dir, config.version, model, build_metadata
-    )
+    written = artifact.write_artifact(config.output_dir, config.version, model, build_metadata)
     uri = f"{config.storage_uri.rstrip('/')}/{config.version}"
     log.info(
         "wrote artifact",
         extra={
-            "path": path,
+            "path": written.path,
             "uri": uri,
-            "sha256": metadata.sha256,
+            "sha256": written.digest,
+            "modelSha256": written.metadata.sha256,
             "seconds": round(time.monotonic() - started, 3),
         },
     )
@@ -174,7 +173,7 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
         reason=reason,
         message=message,
         task=task,
-        model=ModelRef(uri=uri, version=config.version, sha256=metadata.sha256),
+        model=ModelRef(uri=uri, version=config.version, sha256=written.digest),
         metrics=held_out,
         cv_metrics=outcome.cv_metrics,
         best_params=outcome.best_params,
