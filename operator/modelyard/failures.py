@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from modelyard_runtime.contract import ExitCode, TrainerResult
+from modelyard_runtime.contract import ExitCode, ServerExitCode, TrainerResult
 from pydantic import ValidationError
 
 from modelyard.api import LastFailure
@@ -14,13 +14,13 @@ IMAGE_PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
 CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
-MODEL_LOAD_FAILED = 3  # TODO(contract): modelyard-serve refused its model
+# Keyed by exit code; the trainer's and the server's codes do not overlap.
 EXIT_CODE_REASONS: dict[int, str] = {
     ExitCode.INVALID_SPEC: "InvalidSpec",
     ExitCode.INVALID_DATA: "InvalidData",
     ExitCode.GATE_NOT_MET: "GateNotMet",
     ExitCode.INTERNAL_ERROR: "InternalError",
-    MODEL_LOAD_FAILED: "ModelLoadFailed",
+    ServerExitCode.MODEL_LOAD_FAILED: "ModelLoadFailed",
 }
 CRASH_REASONS = frozenset({"OOMKilled", "ModelLoadFailed"})
 # Warning Events that explain a pod that never starts (or a Job that gets no pod): what the

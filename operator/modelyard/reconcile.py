@@ -153,8 +153,11 @@ class Reconciler:
         try:
             generation = training.training_generation(body, jobs)
             desired = training.build_job(body, self.settings, generation=generation)
+            too_big = training.size_violations(body, self.settings.size_limits)
         except ValidationError as error:
-            status = training.invalid_spec_status(body, str(error), at=now())
+            too_big = [str(error)]
+        if too_big:
+            status = training.invalid_spec_status(body, "; ".join(too_big), at=now())
             self._write_status(body, status_dict(status))
             return
         job_name = desired["metadata"]["name"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from modelyard_runtime.spec import SizeLimits
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -39,6 +40,9 @@ class OperatorSettings(BaseSettings):
         )
     )
     training_default_deadline_seconds: int = Field(default=3600, ge=1)
+    # MODELYARD_SIZE_LIMITS (JSON): caps on n_estimators, max_iter, n_jobs, ... checked at
+    # reconcile time and passed to the trainer, which checks again.
+    size_limits: SizeLimits = Field(default_factory=SizeLimits)
     # Hot standbys: replicas elect one leader on a Lease; the others only watch.
     leader_election: bool = False
     leader_election_namespace: str = "modelyard-system"

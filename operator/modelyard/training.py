@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from modelyard_runtime import contract
+from modelyard_runtime.spec import SizeLimits
+from modelyard_runtime.spec import size_violations as runtime_size_violations
 from pydantic import ValidationError
 
 from modelyard import naming
@@ -65,6 +67,12 @@ def training_generation(body: dict[str, Any], jobs: list[dict[str, Any]]) -> int
     return max(same) if same else meta.generation
 
 
+def size_violations(body: dict[str, Any], limits: SizeLimits) -> list[str]:
+    """What in the spec exceeds the operator's size limits (fields named), before any Job."""
+    spec = TrainingJobSpec.model_validate(body.get("spec") or {})
+    return runtime_size_violations(spec.training_spec(), limits)
+
+
 def _volumes(
     spec: TrainingJobSpec, output_claim: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -121,6 +129,7 @@ def build_job(
         {"name": contract.ENV_MODEL_VERSION, "value": naming.model_version(generation, meta.uid)},
         {"name": contract.ENV_DATA_ROOT, "value": DATA_ROOT},
         {"name": contract.ENV_RESULT_PATH, "value": contract.DEFAULT_RESULT_PATH},
+        {"name": contract.ENV_SIZE_LIMITS, "value": settings.size_limits.model_dump_json()},
     ]
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,

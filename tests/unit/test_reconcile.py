@@ -671,3 +671,22 @@ def test_a_namespace_being_deleted_ends_the_reconcile_quietly(
     kube.put(training_job(name="other"))
     with pytest.raises(ApiException):
         operator.training_job("ml", "other")
+
+
+def test_a_spec_over_the_size_limits_fails_before_any_job(
+    kube: MemoryKube, operator: Reconciler
+) -> None:
+    spec = {
+        **IRIS_SPEC,
+        "model": {
+            "estimator": "RandomForestClassifier",
+            "hyperparameters": {"n_estimators": 1_000_000_000, "n_jobs": -1},
+        },
+    }
+    kube.put(training_job(spec))
+    operator.training_job("ml", "iris")
+    assert not [k for k in kube.objects if k[0] == "Job"]
+    status = kube.objects[("TrainingJob", "ml", "iris")]["status"]
+    assert status["phase"] == "Failed" and status["lastFailure"]["reason"] == "InvalidSpec"
+    assert "spec.model.hyperparameters.n_estimators" in status["lastFailure"]["message"]
+    assert "spec.model.hyperparameters.n_jobs" in status["lastFailure"]["message"]

@@ -487,3 +487,12 @@ def test_invalid_spec_status() -> None:
     status = training.invalid_spec_status(training_job(), "dataset: set exactly one", at=AT)
     assert status.phase == "Failed"
     assert conditions(status)["Failed"] == ("True", "InvalidSpec")
+
+
+def test_the_trainer_gets_the_operators_size_limits() -> None:
+    settings = OperatorSettings(runtime_image="runtime:1", size_limits={"n_estimators": 50})  # type: ignore[arg-type]
+    env = {
+        e["name"]: e["value"]
+        for e in container_of(training.build_job(training_job(), settings))["env"]
+    }
+    assert json.loads(env[contract.ENV_SIZE_LIMITS])["n_estimators"] == 50
