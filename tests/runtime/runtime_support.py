@@ -26,9 +26,9 @@ from modelyard_runtime.contract import (
     ENV_RESULT_PATH,
     ENV_TRAINING_SPEC,
 )
+from v2_requests import MAX_BODY_BYTES
 
 RUNTIME_SRC = Path(__file__).resolve().parents[2] / "serving_image"
-TEST_MAX_BODY_BYTES = 256 * 1024
 
 
 def runtime_env(**extra: str) -> dict[str, str]:
@@ -168,7 +168,7 @@ def iris_server(iris_run: TrainerRun, session_dir: Path) -> Iterator[Server]:
     with serving(
         iris_run.model_dir,
         session_dir / "iris-server.log",
-        **{ENV_MAX_BODY_BYTES: str(TEST_MAX_BODY_BYTES)},
+        **{ENV_MAX_BODY_BYTES: str(MAX_BODY_BYTES)},
     ) as server:
         yield server
 

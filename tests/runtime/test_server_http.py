@@ -4,47 +4,29 @@ bad requests (each followed by a good one), metrics, and refusals to start."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from runtime_support import (
-    TEST_MAX_BODY_BYTES,
     Server,
     TrainerRun,
-    copy_model,
     run_trainer,
     serving,
-    start_server,
+)
+from v2_requests import (
+    BAD_REQUESTS,
+    MAX_BODY_BYTES,
+    ROWS,
+    BadRequest,
+    assert_good_request,
+    assert_refused_then_serving,
+    infer_body,
 )
 
 pytestmark = pytest.mark.runtime
-
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
-
-
-def infer_body(rows: list[list[float]] = ROWS, **extra: Any) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {
-                "name": "input-0",
-                "shape": [len(rows), 4],
-                "datatype": "FP64",
-                "data": [v for row in rows for v in row],
-            }
-        ],
-        **extra,
-    }
-
-
-def assert_good_request(server: Server) -> None:
-    response = httpx.post(f"{server.url}/v2/models/iris/infer", json=infer_body())
-    assert response.status_code == 200, response.text
-    assert response.json()["outputs"][0]["data"] == [0, 2, 1]
 
 
 def test_health_and_server_metadata(iris_server: Server) -> None:
@@ -124,72 +106,16 @@ def test_no_content_type_and_extra_parameters(iris_server: Server) -> None:
     assert response.status_code == 200, response.text
 
 
-def _bad_requests() -> list[tuple[str, str, Any, int]]:
-    def tensor(shape: list[int], datatype: str, data: Any) -> dict[str, Any]:
-        return {"inputs": [{"name": "x", "shape": shape, "datatype": datatype, "data": data}]}
-
-    return [
-        ("wrong-shape", "/v2/models/iris/infer", tensor([1, 3], "FP64", [1, 2, 3]), 400),
-        ("count-mismatch", "/v2/models/iris/infer", tensor([2, 4], "FP64", [1, 2, 3, 4]), 400),
-        (
-            "wrong-datatype",
-            "/v2/models/iris/infer",
-            tensor([1, 4], "FP64", ["a", "b", "c", "d"]),
-            400,
-        ),
-        ("unknown-datatype", "/v2/models/iris/infer", tensor([1, 4], "FP128", [1, 2, 3, 4]), 400),
-        ("int-with-floats", "/v2/models/iris/infer", tensor([1, 4], "INT32", [1.5, 2, 3, 4]), 400),
-        (
-            "nan",
-            "/v2/models/iris/infer",
-            b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":[NaN,1,2,3]}]}',
-            400,
-        ),
-        ("null", "/v2/models/iris/infer", tensor([1, 4], "FP64", [None, 1, 2, 3]), 400),
-        (
-            "unknown-output",
-            "/v2/models/iris/infer",
-            {**tensor([1, 4], "FP64", [1, 2, 3, 4]), "outputs": [{"name": "logits"}]},
-            400,
-        ),
-        ("malformed-json", "/v2/models/iris/infer", b'{"inputs": [', 400),
-        ("not-an-object", "/v2/models/iris/infer", b"[1, 2, 3]", 400),
-        ("empty-body", "/v2/models/iris/infer", b"", 400),
-        ("unknown-model", "/v2/models/roses/infer", infer_body(), 404),
-        ("unknown-version", "/v2/models/iris/versions/v999/infer", infer_body(), 404),
-        (
-            "oversized",
-            "/v2/models/iris/infer",
-            tensor([1, 4], "FP64", [1.0] * (TEST_MAX_BODY_BYTES // 4)),
-            413,
-        ),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("case", "path", "body", "status"), _bad_requests(), ids=[c[0] for c in _bad_requests()]
-)
-def test_bad_request_then_good_request(
-    iris_server: Server,
-    case: str,
-    path: str,
-    body: Any,
-    status: int,
-) -> None:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = httpx.post(
-        iris_server.url + path, content=content, headers={"content-type": "application/json"}
-    )
-    assert response.status_code == status, (case, response.text)
-    assert set(response.json()) == {"error"} and response.json()["error"]
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[b.case for b in BAD_REQUESTS])
+def test_bad_request_then_good_request(iris_server: Server, bad: BadRequest) -> None:
+    assert_refused_then_serving(iris_server.url, bad)
     assert iris_server.process.poll() is None
-    assert_good_request(iris_server)
 
 
 def test_oversized_streamed_body_without_content_length(iris_server: Server) -> None:
     def chunks():  # a chunked upload: only the streamed size can be checked
         yield b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":['
-        for _ in range(TEST_MAX_BODY_BYTES // 1000 + 10):
+        for _ in range(MAX_BODY_BYTES // 1000 + 10):
             yield b"1.0," * 250
         yield b"1.0]}]}"
 
@@ -197,7 +123,7 @@ def test_oversized_streamed_body_without_content_length(iris_server: Server) -> 
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
     assert "error" in response.json()
-    assert_good_request(iris_server)
+    assert_good_request(iris_server.url)
 
 
 def test_get_on_infer_and_unknown_routes(iris_server: Server) -> None:
@@ -208,7 +134,7 @@ def test_get_on_infer_and_unknown_routes(iris_server: Server) -> None:
 
 
 def test_prometheus_metrics(iris_server: Server, iris_run: TrainerRun) -> None:
-    assert_good_request(iris_server)
+    assert_good_request(iris_server.url)
     httpx.post(f"{iris_server.url}/v2/models/iris/infer", content=b"{")
     text = httpx.get(f"{iris_server.url}/metrics").text
     version = iris_run.result["model"]["version"]
@@ -217,50 +143,6 @@ def test_prometheus_metrics(iris_server: Server, iris_run: TrainerRun) -> None:
     assert 'outcome="bad_request"' in text
     assert "modelyard_inference_latency_seconds_bucket" in text
     assert f'modelyard_predictions_total{{class="2",model="iris",version="{version}"}}' in text
-
-
-def _refused(model_dir: Path, log_path: Path, **env: str) -> str:
-    process = start_server(model_dir, log_path, **env)
-    try:
-        code = process.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    log = log_path.read_text()
-    assert code != 0, log
-    return log
-
-
-def test_tampered_model_file_is_refused(iris_run: TrainerRun, tmp_path: Path) -> None:
-    model_dir = copy_model(iris_run, tmp_path / "model")
-    with (model_dir / "model.skops").open("ab") as stream:
-        stream.write(b"\0")
-    log = _refused(model_dir, tmp_path / "server.log")
-    refusal = [
-        json.loads(line)
-        for line in log.splitlines()
-        if line.startswith("{") and "refusing to start" in line
-    ]
-    assert refusal and "sha256 mismatch" in refusal[0]["message"], log
-    assert refusal[0]["level"] == "error"
-
-
-def test_wrong_expected_sha256_is_refused(iris_run: TrainerRun, tmp_path: Path) -> None:
-    log = _refused(iris_run.model_dir, tmp_path / "server.log", MODELYARD_EXPECTED_SHA256="0" * 64)
-    assert "refusing to start" in log and "the deployment expects" in log
-
-
-def test_expected_sha256_that_matches_is_served(iris_run: TrainerRun, tmp_path: Path) -> None:
-    sha = iris_run.result["model"]["sha256"]
-    with serving(
-        iris_run.model_dir, tmp_path / "server.log", MODELYARD_EXPECTED_SHA256=f"sha256:{sha}"
-    ) as server:
-        assert_good_request(server)
-
-
-def test_missing_model_dir_is_refused(tmp_path: Path) -> None:
-    log = _refused(tmp_path / "nothing", tmp_path / "server.log")
-    assert "refusing to start" in log and "metadata.json" in log
 
 
 def test_mixed_features_model_by_columns(tmp_path: Path) -> None:
@@ -334,7 +216,7 @@ def test_mixed_features_model_by_columns(tmp_path: Path) -> None:
 
 def test_sigterm_stops_the_server_cleanly(iris_run: TrainerRun, tmp_path: Path) -> None:
     with serving(iris_run.model_dir, tmp_path / "server.log") as server:
-        assert_good_request(server)
+        assert_good_request(server.url)
         server.process.terminate()
         # uvicorn drains, runs the lifespan shutdown, then re-raises the signal it caught.
         assert server.process.wait(timeout=30) in (0, -15)

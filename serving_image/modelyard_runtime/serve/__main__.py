@@ -75,10 +75,12 @@ def main() -> int:
         limit_concurrency=CONNECTIONS_PER_INFLIGHT * settings.max_inflight,
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:
+        pass  # uvicorn exits with its own code (3) when startup fails: ours say why
     if server.started:
         return ServerExitCode.OK
-    # uvicorn.Server.run returns normally even when startup (the model load) failed.
     failure = app.state.failure  # type: ignore[attr-defined]
     if failure is not None:
         write_termination_message(
