@@ -22,8 +22,9 @@ $(PY): pyproject.toml serving_image/requirements.txt
 
 setup: $(PY) ## create .venv with every component and the dev tools
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff (lint and format) and mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy operator/modelyard serving_image/modelyard_runtime
 
 test: setup lint ## lint, then every tier: unit, runtime, image (Docker), cluster (local kube-apiserver), e2e (real kubelet)
