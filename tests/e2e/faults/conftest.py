@@ -16,7 +16,16 @@ Package-scoped, built once for every fault test:
   created the Job (``test_operator_sigkill_mid_reconcile`` checks what that left) -- and
   ModelDeployment ``iris`` serving it on two replicas.
 - ``steady``: a client sending 10 inference requests a second to the Service's ClusterIP for
-  the whole suite; each test counts the failures of its own window.
+  the whole suite; each test counts the failures of its own window. A host firewall rule
+  (``CLUSTER_IP_GUARD``) keeps requests to a not-yet-programmed ClusterIP on this machine.
+
+Per test, ``healthy`` starts each fault from a Ready stack and an operator whose watches are
+live, so one test's leftovers never decide another's verdict; ``report`` adds the test's rows
+to the table printed at the end of the session (and written to ``MODELYARD_FAULTS_REPORT``).
+
+Run: ``python -m pytest tests/e2e/faults`` (or ``-m faults``; with ``tests`` or
+``tests/e2e`` it shares their session). Knobs: ``MODELYARD_FAULTS_RESYNC_SECONDS`` (60),
+``MODELYARD_FAULTS_WATCH_SECONDS`` (20), ``MODELYARD_FAULTS_HANG_RECOVERY_SECONDS`` (60).
 """
 
 from __future__ import annotations
