@@ -9,6 +9,7 @@ writes why to the termination log and exits with a contract.ServerExitCode.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -75,10 +76,9 @@ def main() -> int:
         limit_concurrency=CONNECTIONS_PER_INFLIGHT * settings.max_inflight,
     )
     server = uvicorn.Server(config)
-    try:
+    # uvicorn exits with its own code (3) when startup fails: ours say why.
+    with contextlib.suppress(SystemExit):
         server.run()
-    except SystemExit:
-        pass  # uvicorn exits with its own code (3) when startup fails: ours say why
     if server.started:
         return ServerExitCode.OK
     failure = app.state.failure  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import orjson
 import sklearn
 from fastapi import FastAPI, Request
@@ -40,8 +41,15 @@ SERVER_NAME = "modelyard"
 PLATFORM = "sklearn"
 # Large work runs in a worker thread so that probes and small requests are not stuck behind
 # it on the event loop; small work runs inline, which is faster than any thread hop. A body
-# above this many bytes is decoded in a thread (an 8 MiB body takes ~0.5 s to decode)...
+# above this many bytes is decoded in a thread (an 8 MiB body takes ~0.5 s to decode). One
+# at a time: decoding holds the GIL (orjson's parse is one long C call), so parallel decodes
+# gain nothing and would make the event loop wait behind each of them in turn; one decoder
+# also bounds the memory of bodies expanded into Python objects to one at a time...
 INLINE_DECODE_BYTES = 64 * 1024
+DECODE_THREADS = 1
+# ... and after each long GIL-holding step it sleeps this long: the event loop, which waited
+# for the GIL all along, then serves what queued behind it before the next step begins.
+DECODE_PAUSE_SECONDS = 0.005
 # ... and a batch is predicted in one when it has more rows than the model predicts in about
 # a millisecond (measured at warm-up), and never inline beyond this many rows.
 INLINE_PREDICT_SECONDS = 0.001
@@ -61,6 +69,9 @@ class ServerState:
     infer_paths: frozenset[str] = field(default_factory=frozenset)
     inline_rows: int = INLINE_BATCH_ROWS
     inflight: int = 0  # inference requests admitted and not yet answered (event loop only)
+    decoders: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(DECODE_THREADS)
+    )
     failure: str | None = None  # why the model was refused, for the termination message
 
     def install(self, model: LoadedModel, seconds_per_row: float) -> None:
@@ -185,7 +196,14 @@ async def _admitted(
     try:
         body, header_length = await _read_body(receive, scope, state.settings.max_body_bytes)
         if len(body) > INLINE_DECODE_BYTES:
-            request = await run_in_threadpool(_decode, body, header_length, state.signature)
+            request = await anyio.to_thread.run_sync(
+                _decode,
+                body,
+                header_length,
+                state.signature,
+                DECODE_PAUSE_SECONDS,
+                limiter=state.decoders,
+            )
         else:
             request = _decode(body, header_length, state.signature)
     except V2Error as error:
@@ -213,12 +231,18 @@ async def _admitted(
 
 
 def _decode(
-    body: bytes, header_length: int | None, signature: codec.Signature
+    body: bytes, header_length: int | None, signature: codec.Signature, pause: float = 0.0
 ) -> codec.InferRequest:
-    if header_length is None:
-        return codec.decode_request(codec.parse_json(body), signature)
-    header, binary = codec.split_binary(body, header_length)
-    return codec.decode_request(codec.parse_json(header), signature, binary)
+    binary = None
+    if header_length is not None:
+        body, binary = codec.split_binary(body, header_length)
+    parsed = codec.parse_json(body)
+    if pause:
+        time.sleep(pause)
+    request = codec.decode_request(parsed, signature, binary)
+    if pause:
+        time.sleep(pause)
+    return request
 
 
 async def _infer_refusal(state: ServerState, scope: Scope, send: Send) -> None:
