@@ -1,5 +1,6 @@
 """The runtime image, built and run for real: train on iris, then serve the model, both
-read-only, non-root, with every capability dropped."""
+read-only, non-root, with every capability dropped; the runtime tier's bad requests against
+the served image."""
 
 from __future__ import annotations
 
@@ -7,11 +8,24 @@ import json
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from image_support import docker
+from image_support import REPO, docker
+from modelyard_runtime.contract import ServerExitCode, sha256_of
+from v2_requests import (
+    BAD_REQUESTS,
+    INFER,
+    MAX_BODY_BYTES,
+    ROWS_CLASSES,
+    BadRequest,
+    assert_refused_then_serving,
+    infer_body,
+)
 
 pytestmark = pytest.mark.image
 
@@ -40,7 +54,7 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(runtime_image: str, model_store: Path) -> dict[str, object]:
+def trained(runtime_image: str, model_store: Path) -> dict[str, Any]:
     spec = {
         "dataset": {"builtin": "iris"},
         "model": {"estimator": "RandomForestClassifier", "hyperparameters": {"n_estimators": 20}},
@@ -71,12 +85,12 @@ def trained(runtime_image: str, model_store: Path) -> dict[str, object]:
     return result
 
 
-def test_trainer_in_the_image(trained: dict[str, object], model_store: Path) -> None:
+def test_trainer_in_the_image(trained: dict[str, Any], model_store: Path) -> None:
     assert trained["model"] == {
         "uri": "pvc://models/v1",
         "version": "v1",
-        "sha256": trained["model"]["sha256"],
-    }  # type: ignore[index]
+        "sha256": sha256_of(model_store / "v1" / "metadata.json"),  # the artifact digest
+    }
     assert sorted(p.name for p in (model_store / "v1").iterdir()) == [
         "metadata.json",
         "model.skops",
@@ -102,30 +116,19 @@ def test_trainer_error_exit_code_in_the_image(runtime_image: str) -> None:
     assert '"reason":"InvalidSpec"' in done.stdout
 
 
-def test_server_in_the_image(
-    runtime_image: str, trained: dict[str, object], model_store: Path
-) -> None:
+@contextmanager
+def served(runtime_image: str, model_dir: Path, *env: str) -> Iterator[tuple[str, str]]:
+    """(URL, container name) of the image serving ``model_dir`` as iris, once ready."""
     port = free_port()
     name = f"modelyard-serve-test-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
+    flags = [flag for value in env for flag in ("-e", value)]
     docker(
-        "run",
-        "-d",
-        "--name",
-        name,
-        *HARDENED,
-        "-v",
-        f"{model_store / 'v1'}:/model:ro",
-        "-e",
-        "MODELYARD_MODEL_DIR=/model",
-        "-e",
-        "MODELYARD_MODEL_NAME=iris",
-        "-e",
-        f"MODELYARD_EXPECTED_SHA256={trained['model']['sha256']}",  # type: ignore[index]
-        "-p",
-        f"127.0.0.1:{port}:8080",
-        runtime_image,
-    )
+        "run", "-d", "--name", name, *HARDENED,
+        "-v", f"{model_dir}:/model:ro",
+        "-e", "MODELYARD_MODEL_DIR=/model", "-e", "MODELYARD_MODEL_NAME=iris", *flags,
+        "-p", f"127.0.0.1:{port}:8080", runtime_image,
+    )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -135,41 +138,57 @@ def test_server_in_the_image(
                     break
             except httpx.TransportError:
                 pass
-            state = docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip()
-            assert state == "true", docker("logs", name, check=False).stderr[-3000:]
+            assert _running(name), docker("logs", name, check=False).stderr[-3000:]
             assert time.monotonic() < deadline, "server not ready in 120 s"
             time.sleep(0.3)
         print(f"server ready {time.monotonic() - started:.1f}s after docker run")
-        body = {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": [2, 4],
-                    "datatype": "FP64",
-                    "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3],
-                }
-            ],
-            "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
-        }
-        response = httpx.post(f"{url}/v2/models/iris/infer", json=body)
+        yield url, name
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def _running(name: str) -> bool:
+    return docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
+
+
+def test_server_in_the_image(
+    runtime_image: str, trained: dict[str, Any], model_store: Path
+) -> None:
+    pin = f"MODELYARD_EXPECTED_SHA256={trained['model']['sha256']}"
+    with served(runtime_image, model_store / "v1", pin) as (url, name):
+        body = infer_body(outputs=[{"name": "predict"}, {"name": "predict_proba"}])
+        response = httpx.post(f"{url}{INFER}", json=body)
         assert response.status_code == 200, response.text
-        assert response.json()["outputs"][0]["data"] == [0, 2]
+        assert response.json()["outputs"][0]["data"] == ROWS_CLASSES
         assert httpx.get(f"{url}/metrics").status_code == 200
         user = docker("exec", name, "python3", "-c", "import os; print(os.getuid())")
         assert user.stdout.strip() == "10001"
         docker("stop", "-t", "20", name)
         logs = docker("logs", name).stderr
         assert "model ready" in logs and "shutting down" in logs
-    finally:
-        docker("rm", "-f", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def image_server(runtime_image: str, trained: dict[str, Any], model_store: Path) -> Iterator[str]:
+    with served(
+        runtime_image, model_store / "v1", f"MODELYARD_MAX_BODY_BYTES={MAX_BODY_BYTES}"
+    ) as (url, name):
+        yield url
+        assert _running(name)
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[b.case for b in BAD_REQUESTS])
+def test_bad_request_then_good_request_in_the_image(image_server: str, bad: BadRequest) -> None:
+    """The runtime tier's bad bodies against what ships: the image's own dependency set
+    (a nesting bomb crashed the image's orjson while the dev venv's newer one passed)."""
+    assert_refused_then_serving(image_server, bad)
 
 
 def test_server_refuses_a_tampered_model_in_the_image(
-    runtime_image: str,
-    trained: dict[str, object],
-    model_store: Path,
-    tmp_path: Path,
+    runtime_image: str, model_store: Path, tmp_path: Path
 ) -> None:
+    """Exit code 3 and ``ModelLoadFailed: ...`` in the termination message file, as the
+    kubelet would read it (here a mounted file; in a pod /dev/termination-log)."""
     tampered = tmp_path / "tampered"
     tampered.mkdir()
     for file in ("metadata.json", "model.skops"):
@@ -177,17 +196,38 @@ def test_server_refuses_a_tampered_model_in_the_image(
     with (tampered / "model.skops").open("ab") as stream:
         stream.write(b"x")
     tampered.chmod(0o755)
+    termination = tmp_path / "termination"
+    termination.mkdir()
+    termination.chmod(0o777)  # written by UID 10001
     done = docker(
-        "run",
-        "--rm",
-        *HARDENED,
-        "-v",
-        f"{tampered}:/model:ro",
-        "-e",
-        "MODELYARD_MODEL_DIR=/model",
-        runtime_image,
-        check=False,
-        timeout=120,
+        "run", "--rm", *HARDENED,
+        "-v", f"{tampered}:/model:ro", "-v", f"{termination}:/termination",
+        "-e", "MODELYARD_MODEL_DIR=/model",
+        "-e", "MODELYARD_TERMINATION_LOG=/termination/log",
+        runtime_image, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == ServerExitCode.MODEL_LOAD_FAILED, done.stderr[-2000:]
+    assert "refusing to start" in done.stderr
+    message = (termination / "log").read_text()
+    assert message.startswith("ModelLoadFailed: sha256 mismatch"), message
+
+
+def test_image_runs_the_locked_versions(runtime_image: str) -> None:
+    """What the image installed is exactly serving_image/requirements.txt (plus the
+    project's own package), and no operator entry point came along."""
+    lock = (REPO / "serving_image" / "requirements.txt").read_text().splitlines()
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (raw.split("#")[0].strip() for raw in lock)
+        if line
+    }
+    script = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name'].lower().replace('_', '-'): d.version "
+        "for d in m.distributions()}))"
     )
-    assert done.returncode != 0
-    assert "refusing to start" in done.stderr and "sha256 mismatch" in done.stderr
+    installed = json.loads(docker("run", "--rm", runtime_image, "python3", "-c", script).stdout)
+    assert installed.pop("modelyard") == "0.1.0"
+    assert installed == pinned
+    scripts = docker("run", "--rm", runtime_image, "ls", "/opt/venv/bin").stdout.split()
+    assert "modelyard-serve" in scripts and "modelyard-operator" not in scripts
