@@ -133,7 +133,20 @@ def stays_ready(modelyard: Modelyard, served: Served) -> None:
         "ModelDeployment iris Ready on all replicas",
         lambda: md_ready(modelyard.api, served.namespace, served.name, REPLICAS),
         3,
-        show=lambda: status_of(modelyard.api.md(served.namespace, served.name)),
+        show=lambda: {
+            "md": status_of(modelyard.api.md(served.namespace, served.name)),
+            "deployment": status_of(
+                modelyard.api.get("apps/v1", "Deployment", served.namespace, served.name)
+            ),
+            "pods": [
+                (
+                    p["metadata"]["name"],
+                    condition_is(p, "Ready"),
+                    p["metadata"].get("deletionTimestamp"),
+                )
+                for p in server_pods_of(modelyard.api, served.namespace, served.name)
+            ],
+        },
     )
 
 
