@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import posixpath
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Literal
 
@@ -293,10 +294,15 @@ def fit_bytes(text: str, max_bytes: int) -> str:
     encoded = text.encode()
     if len(encoded) <= max_bytes:
         return text
-    return encoded[: max(0, max_bytes - 3)].decode(errors="ignore") + "\u2026"
+    if max_bytes < 3:  # no room for the mark
+        return encoded[: max(0, max_bytes)].decode(errors="ignore")
+    return encoded[: max_bytes - 3].decode(errors="ignore") + "\u2026"
 
 
-def _trim(*path: str, floor: int) -> Any:
+_Shed = Callable[[dict[str, Any], int], None]  # (result as JSON data, bytes over) -> None
+
+
+def _trim(*path: str, floor: int) -> _Shed:
     """A shedding step: shorten the string at ``path`` by the overflow, to ``floor`` bytes."""
 
     def step(data: dict[str, Any], overflow: int) -> None:
@@ -305,14 +311,14 @@ def _trim(*path: str, floor: int) -> Any:
             parent = parent.get(key) or {}
         value = parent.get(path[-1])
         if isinstance(value, str):
-            # +16: JSON escapes can make the encoded string longer than its UTF-8 bytes.
+            # 16 more: JSON escapes can make the encoded string longer than its UTF-8 bytes.
             target = max(floor, len(value.encode()) - overflow - 16)
             parent[path[-1]] = fit_bytes(value, target)
 
     return step
 
 
-def _drop(*path: str) -> Any:
+def _drop(*path: str) -> _Shed:
     def step(data: dict[str, Any], overflow: int) -> None:
         parent = data
         for key in path[:-1]:
@@ -328,7 +334,7 @@ def _failed_gates_only(data: dict[str, Any], overflow: int) -> None:
         validation["results"] = [r for r in validation.get("results", []) if not r["passed"]]
 
 
-_SHEDDING = (
+_SHEDDING: tuple[_Shed, ...] = (
     _drop("bestParams"),
     _drop("cvMetrics"),
     _trim("message", floor=512),

@@ -39,19 +39,19 @@ log = logging.getLogger("modelyard.serve")
 
 SERVER_NAME = "modelyard"
 PLATFORM = "sklearn"
-# Large work runs in a worker thread so that probes and small requests are not stuck behind
-# it on the event loop; small work runs inline, which is faster than any thread hop. A body
-# above this many bytes is decoded in a thread (an 8 MiB body takes ~0.5 s to decode). One
-# at a time: decoding holds the GIL (orjson's parse is one long C call), so parallel decodes
-# gain nothing and would make the event loop wait behind each of them in turn; one decoder
-# also bounds the memory of bodies expanded into Python objects to one at a time...
+# Large work runs in a worker thread, so that probes and small requests are not stuck behind
+# it on the event loop; small work runs inline, which is faster than any thread hop.
+#
+# Decoding: bodies above INLINE_DECODE_BYTES (an 8 MiB body takes ~0.5 s). One decoder thread:
+# decoding holds the GIL (orjson's parse is one long C call), so parallel decodes gain nothing
+# and would queue the loop behind each in turn; one also bounds how many bodies are expanded
+# into Python objects at once. It sleeps DECODE_PAUSE_SECONDS between its steps, so that the
+# loop, which waited for the GIL, serves what queued meanwhile.
 INLINE_DECODE_BYTES = 64 * 1024
 DECODE_THREADS = 1
-# ... and after each long GIL-holding step it sleeps this long: the event loop, which waited
-# for the GIL all along, then serves what queued behind it before the next step begins.
 DECODE_PAUSE_SECONDS = 0.005
-# ... and a batch is predicted in one when it has more rows than the model predicts in about
-# a millisecond (measured at warm-up), and never inline beyond this many rows.
+# Predicting: a batch with more rows than the model predicts in INLINE_PREDICT_SECONDS (timed
+# at warm-up), and never more than INLINE_BATCH_ROWS inline.
 INLINE_PREDICT_SECONDS = 0.001
 INLINE_BATCH_ROWS = 512
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
