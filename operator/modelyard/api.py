@@ -20,6 +20,7 @@ from modelyard_runtime.contract import (
     ValidationResult,
 )
 from modelyard_runtime.spec import (
+    PATH_SEGMENT_PATTERN,
     DatasetSpec,
     ModelSpec,
     SearchSpec,
@@ -36,12 +37,11 @@ MODEL_DEPLOYMENT_KIND = "ModelDeployment"
 MODEL_DEPLOYMENT_PLURAL = "modeldeployments"
 API_GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
-# A path segment that is not ``.`` or ``..`` (RE2 has no lookahead, so spelled out): a URI
-# stays inside its claim's mount whatever it says.
-_SEGMENT = r"([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)"
-STORAGE_URI_PATTERN = rf"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/{_SEGMENT})*/?$"
+# Path segments are never ``.`` or ``..`` (PATH_SEGMENT_PATTERN): a URI stays inside its
+# claim's mount whatever it says.
+STORAGE_URI_PATTERN = rf"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/{PATH_SEGMENT_PATTERN})*/?$"
 # What a TrainingJob may read: a file on a claim (``file://`` is for local trainer runs only).
-DATASET_URI_PATTERN = rf"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/{_SEGMENT})+$"
+DATASET_URI_PATTERN = rf"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/{PATH_SEGMENT_PATTERN})+$"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # A ModelDeployment names its Service, so its name must be a DNS-1035 label.

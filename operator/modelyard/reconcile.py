@@ -154,7 +154,7 @@ class Reconciler:
             generation = training.training_generation(body, jobs)
             desired = training.build_job(body, self.settings, generation=generation)
             too_big = training.size_violations(body, self.settings.size_limits)
-        except ValidationError as error:
+        except (ValidationError, ValueError) as error:  # ValueError: a URI parse_pvc_uri refuses
             too_big = [str(error)]
         if too_big:
             status = training.invalid_spec_status(body, "; ".join(too_big), at=now())
@@ -270,6 +270,8 @@ class Reconciler:
                 deployment = self._apply_serving_children(body, spec, model, live)
             except ChildRefused as error:
                 refused = error.failure
+            except ValueError as error:  # a model URI that parse_pvc_uri refuses
+                refused = LastFailure(reason="InvalidSpec", message=str(error)[:512])
         pods: list[dict[str, Any]] = []
         if model is not None:
             selector = ",".join(f"{k}={v}" for k, v in naming.server_selector(meta.name).items())

@@ -182,13 +182,14 @@ def build_deployment(
         "startupProbe": {
             "httpGet": {"path": "/v2/health/live", "port": "http"},
             "periodSeconds": 2,
-            "timeoutSeconds": 2,
+            "timeoutSeconds": 3,
             "failureThreshold": STARTUP_SECONDS // 2,
         },
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 5,
-            "timeoutSeconds": 2,
+            # orjson holds the GIL for a whole parse (~0.5 s at the 8 MiB body limit).
+            "timeoutSeconds": 3,
             "failureThreshold": 3,
         },
         "livenessProbe": {

@@ -67,10 +67,19 @@ def training_generation(body: dict[str, Any], jobs: list[dict[str, Any]]) -> int
     return max(same) if same else meta.generation
 
 
+# Linux refuses to start a container with one environment string over 128 KiB, before the
+# trainer could say why: a spec that large is refused here.
+MAX_SPEC_BYTES = 120 * 1024
+
+
 def size_violations(body: dict[str, Any], limits: SizeLimits) -> list[str]:
     """What in the spec exceeds the operator's size limits (fields named), before any Job."""
     spec = TrainingJobSpec.model_validate(body.get("spec") or {})
-    return runtime_size_violations(spec.training_spec(), limits)
+    found = runtime_size_violations(spec.training_spec(), limits)
+    size = len(spec.training_spec().model_dump_json(by_alias=True, exclude_none=True).encode())
+    if size > MAX_SPEC_BYTES:
+        found.append(f"spec: {size} bytes as JSON, over the {MAX_SPEC_BYTES} bytes a pod takes")
+    return found
 
 
 def _volumes(
@@ -129,7 +138,10 @@ def build_job(
         {"name": contract.ENV_MODEL_VERSION, "value": naming.model_version(generation, meta.uid)},
         {"name": contract.ENV_DATA_ROOT, "value": DATA_ROOT},
         {"name": contract.ENV_RESULT_PATH, "value": contract.DEFAULT_RESULT_PATH},
-        {"name": contract.ENV_SIZE_LIMITS, "value": settings.size_limits.model_dump_json()},
+        {
+            "name": contract.ENV_SIZE_LIMITS,
+            "value": settings.size_limits.model_dump_json(by_alias=True),
+        },
     ]
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,

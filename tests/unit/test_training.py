@@ -495,4 +495,4 @@ def test_the_trainer_gets_the_operators_size_limits() -> None:
         e["name"]: e["value"]
         for e in container_of(training.build_job(training_job(), settings))["env"]
     }
-    assert json.loads(env[contract.ENV_SIZE_LIMITS])["n_estimators"] == 50
+    assert json.loads(env[contract.ENV_SIZE_LIMITS])["nEstimators"] == 50
