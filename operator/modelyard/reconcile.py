@@ -263,11 +263,11 @@ class Reconciler:
             live = None  # someone else's: _apply_child reports the conflict
         served = serving.served_model(live) or serving.previous_status(body).model
         model = serving.model_to_serve(resolution, served)
-        deployment = live
+        deployment, hpa = live, None
         refused: LastFailure | None = None
         if model is not None:
             try:
-                deployment = self._apply_serving_children(body, spec, model, live)
+                deployment, hpa = self._apply_serving_children(body, spec, model, live)
             except ChildRefused as error:
                 refused = error.failure
             except ValueError as error:  # a model URI that parse_pvc_uri refuses
@@ -284,7 +284,7 @@ class Reconciler:
                     )
                     refused = event_failure(events)
         status = serving.serving_status(
-            body, resolution, model, deployment, pods, refused=refused, at=now()
+            body, resolution, model, deployment, pods, refused=refused, hpa=hpa, at=now()
         )
         self._write_status(body, status_dict(status))
 
@@ -294,22 +294,25 @@ class Reconciler:
         spec: ModelDeploymentSpec,
         model: ModelStatus,
         live: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Apply the Deployment, Service, HPA and PodDisruptionBudget; the live Deployment and
+        HPA (``None`` without autoscaling) as the API server returned them."""
         meta = ObjectMeta.of(body)
         replicas = serving.deployment_replicas(spec, live)
         deployment = self._apply_child(
             meta.uid, serving.build_deployment(body, model, self.settings, replicas=replicas)
         )
         self._apply_child(meta.uid, serving.build_service(body))
+        applied: dict[str, dict[str, Any]] = {}
         for api_version, kind, manifest in (
             ("autoscaling/v2", "HorizontalPodAutoscaler", serving.build_hpa(body)),
             ("policy/v1", "PodDisruptionBudget", serving.build_pdb(body)),
         ):
             if manifest is not None:
-                self._apply_child(meta.uid, manifest)
+                applied[kind] = self._apply_child(meta.uid, manifest)
             else:
                 self._delete_child(meta.uid, api_version, kind, meta.namespace, meta.name)
-        return deployment
+        return deployment, applied.get("HorizontalPodAutoscaler")
 
     def deployments_following(self, namespace: str, training_job: str) -> None:
         """Re-reconcile every ModelDeployment that follows ``training_job``'s model."""

@@ -384,6 +384,18 @@ def deployment_failure(deployment: dict[str, Any] | None) -> LastFailure | None:
     return None
 
 
+def scaling_failure(hpa: dict[str, Any] | None) -> LastFailure | None:
+    """The HPA cannot scale (e.g. FailedGetResourceMetric: no metrics server, or no CPU
+    request): the model answers, but autoscaling does not work."""
+    for cond in (hpa or {}).get("status", {}).get("conditions") or []:
+        if cond.get("type") in ("AbleToScale", "ScalingActive") and cond.get("status") == "False":
+            return LastFailure(
+                reason=str(cond.get("reason") or cond["type"]),
+                message=f"autoscaling: {cond.get('message') or ''}"[:512],
+            )
+    return None
+
+
 def serving_status(
     body: dict[str, Any],
     resolution: Resolution,
@@ -392,13 +404,14 @@ def serving_status(
     pods: list[dict[str, Any]],
     *,
     refused: LastFailure | None = None,
+    hpa: dict[str, Any] | None = None,
     at: str,
 ) -> ModelDeploymentStatus:
     """The ModelDeployment's status. Ready only when pods of the model the *current* spec
     names cover the desired replicas (at least one), no pod of another model is left, and
     every child exists as asked; Progressing while rolling out or waiting for a model;
     Degraded when something refuses (the API server: ``refused``), pods cannot start or keep
-    crashing."""
+    crashing, or an HPA cannot scale (Degraded, though Ready may hold)."""
     meta = ObjectMeta.of(body)
     spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
     prev = previous_status(body)
@@ -449,7 +462,9 @@ def serving_status(
     leftovers = pods_of_other_models(pods, model)
     waiting = resolution.model is None  # still serving the previous model, the spec's is not
     rolled_out = deployment is not None and rollout_complete(deployment, model, desired)
-    failure = refused or first_failure(pods) or deployment_failure(deployment)
+    failure = (
+        refused or first_failure(pods) or deployment_failure(deployment) or scaling_failure(hpa)
+    )
     if waiting and resolution.reason == "GateNotMet" and failure is None:
         failure = LastFailure(reason="GateNotMet", message=resolution.message)
     ready = rolled_out and not leftovers and not waiting and desired > 0 and refused is None

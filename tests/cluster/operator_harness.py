@@ -293,13 +293,23 @@ def operator_log_section(lines: int = 60) -> str:
 
 def install_crds(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/trainingjobs.modelyard.io",
-        "crd/modeldeployments.modelyard.io",
-    )
+    # `kubectl wait` fails outright on a CRD that has no status.conditions yet (a fresh one on
+    # a busy API server): wait for the Established condition by reading it.
+    for crd in ("trainingjobs.modelyard.io", "modeldeployments.modelyard.io"):
+        wait_for(
+            f"CRD {crd} Established",
+            lambda crd=crd: (
+                kubectl(
+                    "get",
+                    "crd",
+                    crd,
+                    "-o",
+                    'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+                ).strip()
+                == "True"
+            ),
+            timeout=60,
+        )
 
 
 def install_rbac(kubectl: Kubectl) -> list[dict[str, Any]]:

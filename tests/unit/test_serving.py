@@ -486,3 +486,27 @@ def test_status_is_stable_when_nothing_changes() -> None:
         body, RESOLVED, MODEL, deployment(), [], at="2030-01-01T00:00:00Z"
     )
     assert again == first
+
+
+def test_an_hpa_that_cannot_scale_degrades_but_the_model_answers() -> None:
+    hpa = {
+        "status": {
+            "conditions": [
+                {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale"},
+                {
+                    "type": "ScalingActive",
+                    "status": "False",
+                    "reason": "FailedGetResourceMetric",
+                    "message": "unable to get metrics for resource cpu",
+                },
+            ]
+        }
+    }
+    status = serving.serving_status(
+        model_deployment(), RESOLVED, MODEL, deployment(), [server_pod()], hpa=hpa, at=AT
+    )
+    conds = {c.type: c.status for c in status.conditions}
+    assert status.phase == "Ready" and conds["Ready"] == "True"
+    assert conds["Degraded"] == "True"
+    assert status.last_failure is not None
+    assert status.last_failure.reason == "FailedGetResourceMetric"
