@@ -270,13 +270,14 @@ def load_image(t: Timings) -> None:
 def install(kube: Kube) -> None:
     say("==> CRDs and RBAC from manifests/ (not the operator Deployment: see below)")
     kube("apply", "--server-side", "-k", str(REPO / "crds"))
-    kube(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/trainingjobs.modelyard.io",
-        "crd/modeldeployments.modelyard.io",
-    )
+    # `kubectl wait` fails outright on a CRD with no status.conditions yet: read the condition.
+    established = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+    for crd in ("trainingjobs.modelyard.io", "modeldeployments.modelyard.io"):
+        wait(
+            f"CRD {crd} Established",
+            lambda crd=crd: kube("get", "crd", crd, "-o", established).strip() == "True",
+            timeout=60,
+        )
     rendered = kube("kustomize", str(REPO / "manifests"))
     docs = [json.dumps(d) for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
     kube("apply", "--server-side", "-f", "-", input="\n---\n".join(docs))
