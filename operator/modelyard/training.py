@@ -421,7 +421,16 @@ def training_status(
     last_failure: LastFailure | None = None
 
     if complete is not None:
-        if result is None or not result.succeeded or result.model is None:
+        if result is None and not pods:
+            # The pod (and the result in its termination message) went before it was read:
+            # a model may be on the volume, but nothing vouches for it.
+            phase, reason = "Failed", "ResultLost"
+            message = (
+                "the trainer pod was deleted before its result was read (PodGC, node loss, "
+                "kubectl delete); its model is not trusted: change the spec to train again"
+            )
+            last_failure = LastFailure(reason=reason, message=message)
+        elif result is None or not result.succeeded or result.model is None:
             phase, reason = "Failed", "NoResult"
             message = "the trainer exited 0 but left no usable result in its termination log"
             last_failure = LastFailure(reason=reason, message=message)

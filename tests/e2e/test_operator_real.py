@@ -51,6 +51,13 @@ def infer(url: str) -> dict[str, Any]:
         return result
 
 
+def answer(url: str) -> dict[str, Any] | None:
+    try:
+        return infer(url)
+    except OSError:  # refused or reset: not programmed yet
+        return None
+
+
 def test_train_then_serve_for_real(
     modelyard: Modelyard,
     ns: str,
@@ -106,7 +113,10 @@ def test_train_then_serve_for_real(
     svc = api.get("v1", "Service", ns, "iris")
     assert svc is not None
     svc_port = svc["spec"]["ports"][0]["port"]
-    out = infer(f"http://{svc['spec']['clusterIP']}:{svc_port}/v2/models/iris/infer")
+    service_url = f"http://{svc['spec']['clusterIP']}:{svc_port}/v2/models/iris/infer"
+    # Ready follows the pods' readiness; kube-proxy programs the new endpoint a moment later
+    # (as on any cluster), so the first request through the ClusterIP may be refused.
+    out = wait_for("the Service answers", lambda: answer(service_url), timeout=30)
     assert out["outputs"][0]["data"] == [0, 2, 1], out
 
     # A changed spec rolls out for real: two replicas, both serving on the node.

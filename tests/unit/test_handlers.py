@@ -3,6 +3,8 @@ last-handled-configuration annotation, no progress annotations, no finalizers)."
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 import modelyard.handlers  # noqa: F401 - registers the handlers
 from modelyard.__main__ import main
@@ -52,3 +54,38 @@ def test_own_status_writes_do_not_trigger_a_model_deployment_reconcile() -> None
         {"metadata": {"generation": 4}, "status": {"observedGeneration": 3}}
     )
     assert not status_caught_up({"metadata": {"generation": 1}})
+
+
+def test_a_reconcile_the_cluster_failed_is_retried(monkeypatch: Any) -> None:
+    import threading
+
+    from modelyard.handlers import lifecycle
+    from modelyard.settings import OperatorSettings
+
+    monkeypatch.setattr(lifecycle, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    calls: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def flaky(namespace: str, name: str) -> None:
+        calls.append((namespace, name))
+        if len(calls) < 3:
+            raise ConnectionResetError("the API server restarted")
+        done.set()
+
+    shared = lifecycle.State(OperatorSettings(), None, None, [])  # type: ignore[arg-type]
+    shared.run(flaky, "ml", "iris")
+    assert done.wait(5)
+    assert calls == [("ml", "iris")] * 3
+
+
+def test_a_standby_does_not_reconcile() -> None:
+    from modelyard.handlers import lifecycle
+    from modelyard.leader import LeaderElector
+    from modelyard.settings import OperatorSettings
+
+    elector = LeaderElector(None, "ns", "lease", "me")  # type: ignore[arg-type]
+    shared = lifecycle.State(OperatorSettings(), None, elector, [])  # type: ignore[arg-type]
+    calls: list[str] = []
+    shared.run(lambda ns, name: calls.append(name), "ml", "iris")
+    assert calls == []
+    assert lifecycle.state(type("Memo", (), {"modelyard": shared})()) is None

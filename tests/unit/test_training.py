@@ -496,3 +496,17 @@ def test_the_trainer_gets_the_operators_size_limits() -> None:
         for e in container_of(training.build_job(training_job(), settings))["env"]
     }
     assert json.loads(env[contract.ENV_SIZE_LIMITS])["nEstimators"] == 50
+
+
+def test_a_result_whose_pod_vanished_is_lost_not_no_result() -> None:
+    body = training_job()
+    body["status"] = {"jobName": "iris-g1", "phase": "Running"}
+    status = training.training_status(
+        body,
+        job(succeeded=1, condition=("Complete", "CompletionsReached")),
+        [],
+        job_name="iris-g1",
+        at=AT,
+    )
+    assert status.phase == "Failed"
+    assert status.last_failure is not None and status.last_failure.reason == "ResultLost"

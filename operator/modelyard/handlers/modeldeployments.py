@@ -32,14 +32,14 @@ def model_deployment_changed(
         return
     if type == "MODIFIED" and status_caught_up(body):
         return
-    shared.reconciler.model_deployment(namespace, name)
+    shared.run(shared.reconciler.model_deployment, namespace, name)
 
 
 def _child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo) -> None:
     shared = state(memo)
     owner = naming.owner_name(dict(body), MODEL_DEPLOYMENT_KIND)
     if shared is not None and owner and namespace:
-        shared.reconciler.model_deployment(namespace, owner)
+        shared.run(shared.reconciler.model_deployment, namespace, owner)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={naming.LABEL_COMPONENT: "server"})
@@ -74,4 +74,4 @@ def server_pod_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, 
     # A pod's controller is its ReplicaSet; the full ModelDeployment name is in an annotation.
     owner = body.metadata.annotations.get(naming.LABEL_MODEL_DEPLOYMENT)
     if shared is not None and owner and namespace:
-        shared.reconciler.model_deployment(namespace, owner)
+        shared.run(shared.reconciler.model_deployment, namespace, owner)

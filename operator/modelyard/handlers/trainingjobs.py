@@ -14,8 +14,8 @@ from modelyard.handlers.modeldeployments import status_caught_up
 
 
 def reconcile(shared: State, namespace: str, name: str) -> None:
-    shared.reconciler.training_job(namespace, name)
-    shared.reconciler.deployments_following(namespace, name)
+    shared.run(shared.reconciler.training_job, namespace, name)
+    shared.run(shared.reconciler.deployments_following, namespace, name)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, TRAINING_JOB_PLURAL)
@@ -27,7 +27,7 @@ def training_job_changed(
         return
     if type == "DELETED":
         # Its followers lose their model source: their status must say so now.
-        shared.reconciler.deployments_following(namespace, name)
+        shared.run(shared.reconciler.deployments_following, namespace, name)
         return
     if type == "MODIFIED" and status_caught_up(body):
         return  # our own status write: the reconcile that wrote it also ran the followers
