@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MERGE = "application/merge-patch+json"
 # (connect, read) seconds for every call: a half-open connection must not hold an object's
 # reconcile lock (and the resync behind it) forever. The client has no default.
-REQUEST_TIMEOUT: tuple[float, float] = (5.0, 15.0)
+REQUEST_TIMEOUT: tuple[float, float] = (5.0, 10.0)
 
 
 def load_client() -> client.ApiClient:
