@@ -175,3 +175,23 @@ def test_train_then_serve_for_real(
         show=lambda: kubectl("get", "pods", "-n", ns, "-o", "wide"),
     )
     assert out["outputs"][0]["data"] == [0, 2, 1], out
+
+    # A model the server refuses (the pin does not match the artifact's digest): the reason is
+    # in status, read from the server's termination message, not just "CrashLoopBackOff".
+    kubectl.apply(
+        model_deployment("pinned", storage_uri=new_model["uri"], sha256="0" * 64), namespace=ns
+    )
+    refused = wait_for(
+        "ModelDeployment pinned Degraded/ModelLoadFailed",
+        lambda: (
+            (m := api.md(ns, "pinned"))
+            and ((m.get("status") or {}).get("lastFailure") or {}).get("reason")
+            == "ModelLoadFailed"
+            and m
+        ),
+        timeout=120,
+        show=lambda: {"md": api.md(ns, "pinned"), "pods": kubectl("get", "pods", "-n", ns)},
+    )
+    assert phase(refused) == "Degraded"
+    assert not condition_is(refused, "Ready")
+    assert "sha256 mismatch" in refused["status"]["lastFailure"]["message"], refused["status"]

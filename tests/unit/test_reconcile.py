@@ -690,3 +690,44 @@ def test_a_spec_over_the_size_limits_fails_before_any_job(
     assert status["phase"] == "Failed" and status["lastFailure"]["reason"] == "InvalidSpec"
     assert "spec.model.hyperparameters.n_estimators" in status["lastFailure"]["message"]
     assert "spec.model.hyperparameters.n_jobs" in status["lastFailure"]["message"]
+
+
+def test_a_volume_that_will_not_mount_reaches_last_failure(
+    kube: MemoryKube, operator: Reconciler
+) -> None:
+    kube.put(model_deployment({"model": {"storageUri": "pvc://m/iris/v1"}}))
+    operator.model_deployment("ml", "iris")
+    stuck = pod("iris-abc", phase="Pending", container="server", waiting=("ContainerCreating", ""))
+    stuck["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+    stuck["metadata"]["labels"] = naming.server_selector("iris")
+    kube.put(stuck)
+    kube.kube_events.append(
+        {
+            "type": "Warning",
+            "reason": "FailedMount",
+            "message": "MountVolume.SetUp failed for volume models: claim m is bound elsewhere",
+            "involvedObject": {"kind": "Pod", "name": "iris-abc"},
+            "lastTimestamp": "2024-01-01T00:00:09Z",
+        }
+    )
+    operator.model_deployment("ml", "iris")
+    status = kube.objects[("ModelDeployment", "ml", "iris")]["status"]
+    assert status["phase"] == "Degraded"
+    assert status["lastFailure"]["reason"] == "FailedMount"
+    assert status["lastFailure"]["pod"] == "iris-abc"
+
+
+def test_deleting_a_training_job_tells_its_followers(
+    kube: MemoryKube, operator: Reconciler
+) -> None:
+    kube.put(training_job())
+    operator.training_job("ml", "iris")
+    finish_job(kube)
+    operator.training_job("ml", "iris")
+    kube.put(model_deployment())
+    operator.model_deployment("ml", "iris")
+    del kube.objects[("TrainingJob", "ml", "iris")]
+    operator.deployments_following("ml", "iris")  # what the DELETED handler runs
+    status = kube.objects[("ModelDeployment", "ml", "iris")]["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "TrainingJobNotFound")
