@@ -178,9 +178,9 @@ def test_train_then_serve_for_real(
 
     # A model the server refuses (the pin does not match the artifact's digest): the reason is
     # in status, read from the server's termination message, not just "CrashLoopBackOff".
-    kubectl.apply(
-        model_deployment("pinned", storage_uri=new_model["uri"], sha256="0" * 64), namespace=ns
-    )
+    pinned = model_deployment("pinned", storage_uri=new_model["uri"])
+    pinned["spec"]["model"]["sha256"] = "0" * 64
+    kubectl.apply(pinned, namespace=ns)
     refused = wait_for(
         "ModelDeployment pinned Degraded/ModelLoadFailed",
         lambda: (
