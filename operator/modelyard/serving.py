@@ -338,20 +338,24 @@ def _deployment_condition(deployment: dict[str, Any], type_: str) -> dict[str, A
 
 
 def rollout_complete(deployment: dict[str, Any], model: ModelStatus, desired: int) -> bool:
-    """The Deployment has seen its latest spec, carries ``model`` in its pod template, and
-    enough updated pods are available to cover ``desired``."""
-    meta = deployment.get("metadata") or {}
+    """The Deployment carries ``model`` in its pod template, and enough updated pods are
+    available to cover ``desired``. Whether the Deployment controller has observed its latest
+    generation is not asked: a spec change that keeps the model (a touched field, a new
+    image) must not flap Ready, and one that changes the model leaves pods of the old model,
+    which ``pods_of_other_models`` finds."""
     status = deployment.get("status") or {}
-    observed = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
     updated = int(status.get("updatedReplicas") or 0)
     available = int(status.get("availableReplicas") or 0)
     old_pods_gone = int(status.get("replicas") or 0) <= updated
     return (
-        served_model(deployment) == model
-        and observed
-        and old_pods_gone
-        and min(updated, available) >= desired
+        served_model(deployment) == model and old_pods_gone and min(updated, available) >= desired
     )
+
+
+def observed(deployment: dict[str, Any] | None) -> bool:
+    meta = (deployment or {}).get("metadata") or {}
+    status = (deployment or {}).get("status") or {}
+    return int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
 
 
 def pods_of_other_models(pods: list[dict[str, Any]], model: ModelStatus) -> list[str]:
@@ -503,7 +507,7 @@ def serving_status(
             "WaitingForModel",
             f"waiting for a model: {resolution.message}; still serving {model.version}",
         )
-    elif ready or desired == 0:
+    elif (ready or desired == 0) and observed(deployment):
         progress = make("Progressing", "False", "RolloutComplete", f"{model.version} rolled out")
     else:
         progress = make("Progressing", "True", "RollingOut", f"rolling out {model.version}")

@@ -282,15 +282,6 @@ STATUSES = [
         None,
     ),
     (
-        "deployment not observed yet",
-        deployment(observed=1),
-        [],
-        "Progressing",
-        "False",
-        "False",
-        None,
-    ),
-    (
         "old model still in the template",
         deployment(sha="b" * 64),
         [],
@@ -510,3 +501,13 @@ def test_an_hpa_that_cannot_scale_degrades_but_the_model_answers() -> None:
     assert conds["Degraded"] == "True"
     assert status.last_failure is not None
     assert status.last_failure.reason == "FailedGetResourceMetric"
+
+
+def test_a_spec_change_that_keeps_the_model_does_not_flap_ready() -> None:
+    # e.g. a touched field bumps the Deployment's generation before its controller observes it
+    status = serving.serving_status(
+        model_deployment(), RESOLVED, MODEL, deployment(observed=1), [server_pod()], at=AT
+    )
+    conds = {c.type: c.status for c in status.conditions}
+    assert status.phase == "Ready" and conds["Ready"] == "True"
+    assert conds["Progressing"] == "True", "the controller has yet to observe it"
