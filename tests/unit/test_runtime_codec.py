@@ -15,6 +15,7 @@ from modelyard_runtime.serve.codec import (
     encode_response,
     parse_json,
 )
+from modelyard_runtime.serve.errors import Code
 
 NUMERIC = Signature(
     features=[FeatureInfo(name=n, dtype="float64", kind="numeric") for n in ("a", "b", "c")],
@@ -41,7 +42,7 @@ def decode(request: dict[str, Any], signature: Signature = NUMERIC):
 def rejected(request: dict[str, Any], signature: Signature = NUMERIC) -> str:
     with pytest.raises(V2Error) as caught:
         decode(request, signature)
-    assert caught.value.status == 400
+    assert caught.value.code is Code.INVALID
     return caught.value.message
 
 
@@ -184,7 +185,7 @@ def test_categorical_column_needs_strings() -> None:
 def test_malformed_json(body: bytes) -> None:
     with pytest.raises(V2Error) as caught:
         parse_json(body)
-    assert caught.value.status == 400
+    assert caught.value.code is Code.INVALID
 
 
 def test_non_finite_in_bytes_matrix_is_refused() -> None:

@@ -1,8 +1,10 @@
-"""The HTTP transport: Open Inference Protocol V2 routes and /metrics.
+"""The HTTP transport of the V2 dataplane (dataplane.py): routing, body reading and limits,
+status codes, response encoding.
 
 Inference runs on a pure-ASGI fast path (bytes in, orjson + NumPy, bytes out: no framework
 routing, no pydantic per request); everything else (health, metadata, metrics, 404s) is a
-small FastAPI app behind it, which also owns the lifespan that loads the model.
+small FastAPI app behind it, which also owns the lifespan that loads the model. Both ask the
+dataplane what to answer and map its ``errors.Code`` to a status here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 
 import anyio
 import orjson
-import sklearn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -25,9 +26,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard_runtime import __version__
 from modelyard_runtime.serve import codec
-from modelyard_runtime.serve.codec import V2Error
+from modelyard_runtime.serve.dataplane import Dataplane, Served, inference_failed
+from modelyard_runtime.serve.errors import Code, V2Error
 from modelyard_runtime.serve.metrics import CONTENT_TYPE, ServerMetrics
-from modelyard_runtime.serve.model import PREDICT, LoadedModel, ModelLoadError, load_model
+from modelyard_runtime.serve.model import ModelLoadError
 from modelyard_runtime.serve.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -37,8 +39,16 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("modelyard.serve")
 
-SERVER_NAME = "modelyard"
-PLATFORM = "sklearn"
+# The HTTP status of each refusal.
+STATUS: dict[Code, int] = {
+    Code.INVALID: 400,
+    Code.NOT_FOUND: 404,
+    Code.METHOD_NOT_ALLOWED: 405,
+    Code.TOO_LARGE: 413,
+    Code.INTERNAL: 500,
+    Code.NOT_READY: 503,
+    Code.OVERLOADED: 503,
+}
 # Large work runs in a worker thread, so that probes and small requests are not stuck behind
 # it on the event loop; small work runs inline, which is faster than any thread hop.
 #
@@ -61,27 +71,24 @@ _JSON = b"application/json"
 @dataclass
 class ServerState:
     settings: Settings
-    metrics: ServerMetrics
-    model: LoadedModel | None = None
-    ready: bool = False
-    bound: Any = None
-    signature: codec.Signature | None = None
+    dataplane: Dataplane
+    # The fast path's lookup: the paths that resolve to the served model (dataplane.resolve).
     infer_paths: frozenset[str] = field(default_factory=frozenset)
     inline_rows: int = INLINE_BATCH_ROWS
-    inflight: int = 0  # inference requests admitted and not yet answered (event loop only)
     decoders: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(DECODE_THREADS)
     )
-    failure: str | None = None  # why the model was refused, for the termination message
 
-    def install(self, model: LoadedModel, seconds_per_row: float) -> None:
-        self.model = model
+    @property
+    def failure(self) -> str | None:
+        """Why the model was refused, for the termination message."""
+        return self.dataplane.failure
+
+    def install(self, served: Served) -> None:
+        model = served.model
         self.inline_rows = max(
-            1, min(INLINE_BATCH_ROWS, int(INLINE_PREDICT_SECONDS / max(seconds_per_row, 1e-9)))
-        )
-        self.signature = codec.Signature(model.features, model.outputs)
-        self.bound = self.metrics.bind(
-            model.name, model.version, None if model.classes is None else model.classes.tolist()
+            1,
+            min(INLINE_BATCH_ROWS, int(INLINE_PREDICT_SECONDS / max(served.seconds_per_row, 1e-9))),
         )
         self.infer_paths = frozenset(
             {
@@ -89,7 +96,6 @@ class ServerState:
                 f"/v2/models/{model.name}/versions/{model.version}/infer",
             }
         )
-        self.ready = True
 
 
 def json_response(status: int, payload: Any) -> Response:
@@ -101,7 +107,8 @@ def error_response(status: int, message: str) -> Response:
 
 
 def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Callable[..., Any]:
-    state = ServerState(settings=settings, metrics=metrics or ServerMetrics())
+    dataplane = Dataplane(metrics or ServerMetrics(), settings.max_inflight)
+    state = ServerState(settings=settings, dataplane=dataplane)
     api = _metadata_api(state)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,22 +143,25 @@ async def _read_body(receive: Receive, scope: Scope, limit: int) -> tuple[bytes,
             try:
                 declared = int(value)
             except ValueError:
-                raise V2Error(400, "invalid Content-Length header") from None
+                raise V2Error(Code.INVALID, "invalid Content-Length header") from None
             if declared > limit:
                 raise V2Error(
-                    413, f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+                    Code.TOO_LARGE,
+                    f"request body of {declared} bytes exceeds the limit of {limit} bytes",
                 )
         elif key == b"inference-header-content-length":
             try:
                 header_length = int(value)
             except ValueError:
-                raise V2Error(400, "invalid Inference-Header-Content-Length header") from None
+                raise V2Error(
+                    Code.INVALID, "invalid Inference-Header-Content-Length header"
+                ) from None
     # Also count what actually arrives: chunked bodies carry no Content-Length.
     message = await receive()
     body = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
-            raise V2Error(413, f"request body exceeds the limit of {limit} bytes")
+            raise V2Error(Code.TOO_LARGE, f"request body exceeds the limit of {limit} bytes")
         return body, header_length
     chunks = [body]
     size = len(body)
@@ -160,39 +170,50 @@ async def _read_body(receive: Receive, scope: Scope, limit: int) -> tuple[bytes,
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise V2Error(413, f"request body exceeds the limit of {limit} bytes")
+            raise V2Error(Code.TOO_LARGE, f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks), header_length
 
 
 async def _infer(state: ServerState, scope: Scope, receive: Receive, send: Send) -> None:
-    model, bound = state.model, state.bound
-    if model is None or scope["path"] not in state.infer_paths or scope["method"] != "POST":
-        await _infer_refusal(state, scope, send)
-        return
-    # Admission before the body is read: what is refused costs neither its body's memory
-    # nor decode time, and what is admitted is bounded (each holds several times its body).
-    limit = state.settings.max_inflight
-    if state.inflight >= limit:
-        bound.outcome["overloaded"].inc()
-        await _send(
-            send,
-            503,
-            codec.error_body(f"overloaded: {limit} inference requests in progress; retry later"),
-        )
-        return
-    state.inflight += 1
+    dataplane = state.dataplane
+    served = dataplane.served
     try:
-        await _admitted(state, model, bound, scope, receive, send)
+        if served is None or scope["path"] not in state.infer_paths or scope["method"] != "POST":
+            served = _route(dataplane, scope)
+        # Admission before the body is read: what is refused costs neither its body's memory
+        # nor decode time, and what is admitted is bounded (each holds several times its body).
+        dataplane.admit()
+    except V2Error as error:
+        await _refuse(dataplane, send, error)
+        return
+    try:
+        await _admitted(state, served, scope, receive, send)
     finally:
-        state.inflight -= 1
+        dataplane.release()
+
+
+def _route(dataplane: Dataplane, scope: Scope) -> Served:
+    """What the fast path's lookup missed: the model an .../infer request names, or why it
+    is not served (unknown path, method, not ready, unknown model or version)."""
+    matched = INFER_PATH.match(scope["path"])
+    if matched is None:
+        raise V2Error(Code.NOT_FOUND, f"no route {scope['path']}")
+    if scope["method"] != "POST":
+        raise V2Error(Code.METHOD_NOT_ALLOWED, "inference takes POST")
+    return dataplane.resolve(matched["name"], matched["version"])
+
+
+async def _refuse(dataplane: Dataplane, send: Send, error: V2Error) -> None:
+    dataplane.refused(error)
+    await _send(send, STATUS[error.code], codec.error_body(error.message))
 
 
 async def _admitted(
-    state: ServerState, model: LoadedModel, bound: Any, scope: Scope, receive: Receive, send: Send
+    state: ServerState, served: Served, scope: Scope, receive: Receive, send: Send
 ) -> None:
     started = time.perf_counter()
-    assert state.signature is not None
+    dataplane, model = state.dataplane, served.model
     try:
         body, header_length = await _read_body(receive, scope, state.settings.max_body_bytes)
         if len(body) > INLINE_DECODE_BYTES:
@@ -200,34 +221,25 @@ async def _admitted(
                 _decode,
                 body,
                 header_length,
-                state.signature,
+                served.signature,
                 DECODE_PAUSE_SECONDS,
                 limiter=state.decoders,
             )
         else:
-            request = _decode(body, header_length, state.signature)
-    except V2Error as error:
-        bound.outcome["too_large" if error.status == 413 else "bad_request"].inc()
-        await _send(send, error.status, codec.error_body(error.message))
-        return
-    try:
+            request = _decode(body, header_length, served.signature)
         if request.x.shape[0] > state.inline_rows:
-            results = await run_in_threadpool(model.predict, request.x, request.outputs)
+            results = await run_in_threadpool(dataplane.infer, served, request)
         else:
-            results = model.predict(request.x, request.outputs)
-        answer = codec.encode_response(model.name, model.version, request.id, results)
-    except Exception as error:
-        log.exception("inference failed", extra={"model": model.name, "rows": request.x.shape[0]})
-        bound.outcome["error"].inc()
-        await _send(
-            send, 500, codec.error_body(f"inference failed: {type(error).__name__}: {error}")
-        )
+            results = dataplane.infer(served, request)
+        try:
+            answer = codec.encode_response(model.name, model.version, request.id, results)
+        except Exception as error:
+            raise inference_failed(served, request, error) from error
+    except V2Error as error:
+        await _refuse(dataplane, send, error)
         return
     await _send(send, 200, answer)
-    if PREDICT in results:
-        bound.count_predictions(results[PREDICT])
-    bound.outcome["ok"].inc()
-    bound.latency.observe(time.perf_counter() - started)
+    dataplane.answered(served, results, started)
 
 
 def _decode(
@@ -245,57 +257,27 @@ def _decode(
     return request
 
 
-async def _infer_refusal(state: ServerState, scope: Scope, send: Send) -> None:
-    """Why an .../infer request is not served: not ready, unknown path, model, version or
-    method."""
-    matched = INFER_PATH.match(scope["path"])
-    model = state.model
-    if matched is None:
-        status, message = 404, f"no route {scope['path']}"
-    elif scope["method"] != "POST":
-        status, message = 405, "inference takes POST"
-    elif model is None:
-        status, message = 503, "the model is not loaded yet"
-    elif matched["name"] != model.name:
-        status, message = (
-            404,
-            f"unknown model {matched['name']!r}; this server serves {model.name!r}",
-        )
-    else:
-        status, message = (
-            404,
-            f"model {model.name!r} has no version {matched['version']!r}; "
-            f"it serves {model.version!r}",
-        )
-    if state.bound is not None:
-        state.bound.outcome["not_ready" if status == 503 else "not_found"].inc()
-    await _send(send, status, codec.error_body(message))
-
-
 # --- health, metadata, metrics ----------------------------------------------------------------
 
 
 def _metadata_api(state: ServerState) -> FastAPI:
-    settings = state.settings
+    settings, dataplane = state.settings, state.dataplane
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         started = time.monotonic()
-        # Requests are checked for NaN/inf by the codec, so sklearn's own finiteness scans
-        # are redundant work on the hot path (sklearn's config is per thread: this is the
-        # event loop's, set before the warm-up so that it times the hot path).
-        sklearn.set_config(assume_finite=True)
         try:
-            model = load_model(settings.model_dir, settings.model_name, settings.expected_sha256)
-            seconds_per_row = model.warm_up()
+            served = dataplane.load(
+                settings.model_dir, settings.model_name, settings.expected_sha256
+            )
         except ModelLoadError as error:
-            state.failure = str(error)
             log.error(
                 f"refusing to start: {error}",
                 extra={"modelDir": settings.model_dir, "event": "model_load_failed"},
             )
             raise
-        state.install(model, seconds_per_row)
+        state.install(served)
+        model = served.model
         log.info(
             "model ready",
             extra={
@@ -310,7 +292,7 @@ def _metadata_api(state: ServerState) -> FastAPI:
             },
         )
         yield
-        state.ready = False
+        dataplane.stop()
         log.info("shutting down")
 
     api = FastAPI(
@@ -322,6 +304,10 @@ def _metadata_api(state: ServerState) -> FastAPI:
         redoc_url=None,
     )
 
+    @api.exception_handler(V2Error)
+    async def refused(_: Request, error: V2Error) -> Response:
+        return error_response(STATUS[error.code], error.message)
+
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> Response:
         return error_response(error.status_code, str(error.detail))
@@ -331,94 +317,36 @@ def _metadata_api(state: ServerState) -> FastAPI:
         log.exception("request failed")
         return error_response(500, f"internal error: {type(error).__name__}")
 
-    def ready_model(name: str, version: str | None) -> LoadedModel:
-        model = state.model
-        if model is None:
-            raise StarletteHTTPException(503, "the model is not loaded yet")
-        if name != model.name:
-            raise StarletteHTTPException(
-                404, f"unknown model {name!r}; this server serves {model.name!r}"
-            )
-        if version is not None and version != model.version:
-            raise StarletteHTTPException(
-                404, f"model {name!r} has no version {version!r}; it serves {model.version!r}"
-            )
-        return model
-
     @api.get("/v2/health/live")
     async def live() -> Response:
         return json_response(200, {"live": True})
 
     @api.get("/v2/health/ready")
     async def ready() -> Response:
-        return json_response(200 if state.ready else 503, {"ready": state.ready})
+        return json_response(200 if dataplane.ready else 503, {"ready": dataplane.ready})
 
     @api.get("/v2")
     async def server_metadata() -> Response:
-        return json_response(200, {"name": SERVER_NAME, "version": __version__, "extensions": []})
+        return json_response(200, dataplane.server_metadata())
 
     @api.get("/v2/models/{name}")
     async def model_metadata(name: str) -> Response:
-        return json_response(200, _model_metadata(ready_model(name, None)))
+        return json_response(200, dataplane.model_metadata(name, None))
 
     @api.get("/v2/models/{name}/versions/{version}")
     async def model_version_metadata(name: str, version: str) -> Response:
-        return json_response(200, _model_metadata(ready_model(name, version)))
+        return json_response(200, dataplane.model_metadata(name, version))
 
     @api.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
-        model = ready_model(name, None)
-        return json_response(200, {"name": model.name, "ready": state.ready})
+        return json_response(200, dataplane.model_readiness(name, None))
 
     @api.get("/v2/models/{name}/versions/{version}/ready")
     async def model_version_ready(name: str, version: str) -> Response:
-        model = ready_model(name, version)
-        return json_response(
-            200, {"name": model.name, "version": model.version, "ready": state.ready}
-        )
+        return json_response(200, dataplane.model_readiness(name, version))
 
     @api.get("/metrics")
     async def metrics() -> Response:
-        return Response(state.metrics.generate(), media_type=CONTENT_TYPE)
+        return Response(dataplane.metrics.generate(), media_type=CONTENT_TYPE)
 
     return api
-
-
-def _model_metadata(model: LoadedModel) -> dict[str, Any]:
-    features = model.features
-    if model.numeric_only:
-        inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(features)]}]
-    else:
-        inputs = [
-            {
-                "name": f.name,
-                "datatype": "BOOL"
-                if f.dtype == "bool"
-                else "BYTES"
-                if f.kind == "categorical"
-                else "FP64",
-                "shape": [-1],
-            }
-            for f in features
-        ]
-    classes = model.classes
-    predict_type = "FP64" if classes is None else codec.datatype_of(classes)
-    outputs: list[dict[str, Any]] = [{"name": PREDICT, "datatype": predict_type, "shape": [-1]}]
-    if len(model.outputs) > 1:
-        n_classes = -1 if classes is None else len(classes)
-        outputs.append({"name": model.outputs[1], "datatype": "FP64", "shape": [-1, n_classes]})
-    return {
-        "name": model.name,
-        "versions": [model.version],
-        "platform": PLATFORM,
-        "inputs": inputs,
-        "outputs": outputs,
-        # Not in the V2 schema, which allows extra fields: what a client needs to build rows.
-        "parameters": {
-            "task": model.metadata.task,
-            "estimator": model.metadata.estimator,
-            "features": [f.model_dump() for f in features],
-            "classes": None if classes is None else classes.tolist(),
-            "sha256": model.digest,
-        },
-    }

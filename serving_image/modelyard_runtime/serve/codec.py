@@ -14,7 +14,7 @@ by each input's raw little-endian bytes, sized by its ``parameters.binary_data_s
 Outputs are always answered as JSON data, which such clients read as well.
 
 JSON has no NaN or infinity, and a null is not a number: non-finite or missing values are
-refused with a 400 (the imputers in the pipeline exist for the training data, not as a way to
+refused as invalid (the imputers in the pipeline exist for the training data, not as a way to
 send holes).
 """
 
@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 
 from modelyard_runtime.contract import FeatureInfo
+from modelyard_runtime.serve.errors import Code, V2Error
 
 NUMERIC_DATATYPES = frozenset(
     {
@@ -65,17 +66,8 @@ _INT_KINDS = frozenset("iub")
 _NUMBER_KINDS = frozenset("iubf")
 
 
-class V2Error(Exception):
-    """A request the server answers with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def bad(message: str) -> V2Error:
-    return V2Error(400, message)
+    return V2Error(Code.INVALID, message)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,218 @@
+"""The V2 dataplane, without a transport: which model and version a request names, whether it
+is ready, its metadata, admission, inference, and the counts of what happened.
+
+Both of app.py's paths call it: the raw-ASGI inference fast path and the FastAPI routes. It
+decides; they read bodies, map ``errors.Code`` to HTTP statuses and encode responses. Every
+refusal is an ``errors.V2Error`` raised here (or by the codec), spelled once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from modelyard_runtime import __version__
+from modelyard_runtime.serve import codec
+from modelyard_runtime.serve.errors import Code, V2Error
+from modelyard_runtime.serve.metrics import ServerMetrics
+from modelyard_runtime.serve.model import PREDICT, LoadedModel, ModelLoadError, load_model
+
+log = logging.getLogger("modelyard.serve")
+
+SERVER_NAME = "modelyard"
+PLATFORM = "sklearn"
+# The Prometheus outcome each refusal is counted under.
+OUTCOMES: dict[Code, str] = {
+    Code.INVALID: "bad_request",
+    Code.TOO_LARGE: "too_large",
+    Code.NOT_FOUND: "not_found",
+    Code.METHOD_NOT_ALLOWED: "not_found",
+    Code.NOT_READY: "not_ready",
+    Code.OVERLOADED: "overloaded",
+    Code.INTERNAL: "error",
+}
+
+
+@dataclass(frozen=True)
+class Served:
+    """The loaded model with what each request needs of it, bound once."""
+
+    model: LoadedModel
+    signature: codec.Signature  # what the decoder checks a request against
+    metrics: Any  # metrics._BoundMetrics: the model's labelled series
+    seconds_per_row: float  # a warm predict, timed at warm-up
+
+
+class Dataplane:
+    """One server's model and its rules. Event-loop state (``inflight``) is touched by the
+    event loop only; ``infer`` may run in a worker thread."""
+
+    def __init__(self, metrics: ServerMetrics, max_inflight: int) -> None:
+        self.metrics = metrics
+        self.max_inflight = max_inflight
+        self.served: Served | None = None
+        self.ready = False
+        self.inflight = 0  # inference requests admitted and not yet answered
+        self.failure: str | None = None  # why the model was refused, for the termination log
+
+    # --- the model's lifecycle -----------------------------------------------------------------
+
+    def load(self, model_dir: str, name: str, expected_sha256: str | None) -> Served:
+        """Load, verify and warm up the model, then serve it; a refusal is kept in
+        ``failure`` and raised as the ModelLoadError."""
+        # Requests are checked for NaN/inf by the codec, so sklearn's own finiteness scans
+        # are redundant work on the hot path (sklearn's config is per thread: this is the
+        # calling thread's, the event loop's, set before the warm-up so that it times the
+        # hot path).
+        sklearn.set_config(assume_finite=True)
+        try:
+            model = load_model(model_dir, name, expected_sha256)
+            seconds_per_row = model.warm_up()
+        except ModelLoadError as error:
+            self.failure = str(error)
+            raise
+        return self.install(model, seconds_per_row)
+
+    def install(self, model: LoadedModel, seconds_per_row: float) -> Served:
+        classes = None if model.classes is None else model.classes.tolist()
+        served = Served(
+            model=model,
+            signature=codec.Signature(model.features, model.outputs),
+            metrics=self.metrics.bind(model.name, model.version, classes),
+            seconds_per_row=seconds_per_row,
+        )
+        self.served = served
+        self.ready = True
+        return served
+
+    def stop(self) -> None:
+        self.ready = False
+
+    # --- which model a request names ------------------------------------------------------------
+
+    def resolve(self, name: str, version: str | None) -> Served:
+        """The served model if ``name`` (and ``version``, when given) name it."""
+        served = self.served
+        if served is None:
+            raise V2Error(Code.NOT_READY, "the model is not loaded yet")
+        model = served.model
+        if name != model.name:
+            raise V2Error(
+                Code.NOT_FOUND, f"unknown model {name!r}; this server serves {model.name!r}"
+            )
+        if version is not None and version != model.version:
+            raise V2Error(
+                Code.NOT_FOUND,
+                f"model {name!r} has no version {version!r}; it serves {model.version!r}",
+            )
+        return served
+
+    # --- metadata and readiness -----------------------------------------------------------------
+
+    @staticmethod
+    def server_metadata() -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        return model_metadata(self.resolve(name, version).model)
+
+    def model_readiness(self, name: str, version: str | None) -> dict[str, Any]:
+        model = self.resolve(name, version).model
+        if version is None:
+            return {"name": model.name, "ready": self.ready}
+        return {"name": model.name, "version": model.version, "ready": self.ready}
+
+    # --- inference ------------------------------------------------------------------------------
+
+    def admit(self) -> None:
+        """Take one of ``max_inflight`` places, or refuse; ``release`` gives it back."""
+        if self.inflight >= self.max_inflight:
+            raise V2Error(
+                Code.OVERLOADED,
+                f"overloaded: {self.max_inflight} inference requests in progress; retry later",
+            )
+        self.inflight += 1
+
+    def release(self) -> None:
+        self.inflight -= 1
+
+    @staticmethod
+    def infer(served: Served, request: codec.InferRequest) -> dict[str, np.ndarray]:
+        """The requested outputs of the model on ``request``."""
+        try:
+            return served.model.predict(request.x, request.outputs)
+        except Exception as error:
+            raise inference_failed(served, request, error) from error
+
+    def refused(self, error: V2Error) -> None:
+        """Count a refused inference request (once the model's series exist)."""
+        served = self.served
+        if served is not None:
+            served.metrics.outcome[OUTCOMES[error.code]].inc()
+
+    @staticmethod
+    def answered(served: Served, results: dict[str, np.ndarray], started: float) -> None:
+        """Count an answered inference request: outcome, predicted classes, latency since
+        ``started`` (``time.perf_counter``)."""
+        bound = served.metrics
+        if PREDICT in results:
+            bound.count_predictions(results[PREDICT])
+        bound.outcome["ok"].inc()
+        bound.latency.observe(time.perf_counter() - started)
+
+
+def inference_failed(served: Served, request: codec.InferRequest, error: Exception) -> V2Error:
+    """The refusal for a valid request the model (or the answer's encoding) failed on,
+    logged with its traceback."""
+    log.error(
+        "inference failed",
+        exc_info=error,
+        extra={"model": served.model.name, "rows": request.x.shape[0]},
+    )
+    return V2Error(Code.INTERNAL, f"inference failed: {type(error).__name__}: {error}")
+
+
+def model_metadata(model: LoadedModel) -> dict[str, Any]:
+    """V2 model metadata, with what a client needs to build rows in ``parameters``."""
+    features = model.features
+    if model.numeric_only:
+        inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(features)]}]
+    else:
+        inputs = [
+            {
+                "name": f.name,
+                "datatype": "BOOL"
+                if f.dtype == "bool"
+                else "BYTES"
+                if f.kind == "categorical"
+                else "FP64",
+                "shape": [-1],
+            }
+            for f in features
+        ]
+    classes = model.classes
+    predict_type = "FP64" if classes is None else codec.datatype_of(classes)
+    outputs: list[dict[str, Any]] = [{"name": PREDICT, "datatype": predict_type, "shape": [-1]}]
+    if len(model.outputs) > 1:
+        n_classes = -1 if classes is None else len(classes)
+        outputs.append({"name": model.outputs[1], "datatype": "FP64", "shape": [-1, n_classes]})
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": PLATFORM,
+        "inputs": inputs,
+        "outputs": outputs,
+        # Not in the V2 schema, which allows extra fields: what a client needs to build rows.
+        "parameters": {
+            "task": model.metadata.task,
+            "estimator": model.metadata.estimator,
+            "features": [f.model_dump() for f in features],
+            "classes": None if classes is None else classes.tolist(),
+            "sha256": model.digest,
+        },
+    }
