@@ -18,17 +18,22 @@ import os
 import posixpath
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 # --- allow-lists ------------------------------------------------------------------------------
 
-BUILTIN_DATASETS: tuple[str, ...] = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+# Each allow-list is written once, as a Literal type (what the spec models validate against);
+# its tuple of names is derived from it. crds/ repeats them as enums: a unit test
+# (tests/unit/test_crd_agreement.py) proves the CRDs equal these tuples.
+
+BuiltinDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
+BUILTIN_DATASETS: tuple[str, ...] = get_args(BuiltinDataset)
 """Datasets that scikit-learn ships (no download at run time)."""
 
-CLASSIFIERS: tuple[str, ...] = (
+Classifier = Literal[
     "LogisticRegression",
     "RandomForestClassifier",
     "ExtraTreesClassifier",
@@ -39,8 +44,8 @@ CLASSIFIERS: tuple[str, ...] = (
     "SVC",
     "GaussianNB",
     "SGDClassifier",
-)
-REGRESSORS: tuple[str, ...] = (
+]
+Regressor = Literal[
     "LinearRegression",
     "Ridge",
     "Lasso",
@@ -52,13 +57,19 @@ REGRESSORS: tuple[str, ...] = (
     "DecisionTreeRegressor",
     "KNeighborsRegressor",
     "SVR",
-)
-ESTIMATORS: tuple[str, ...] = CLASSIFIERS + REGRESSORS
+]
+Estimator = Literal[Classifier, Regressor]
+CLASSIFIERS: tuple[str, ...] = get_args(Classifier)
+REGRESSORS: tuple[str, ...] = get_args(Regressor)
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 """Every estimator a spec may name. No import path from a spec is ever executed."""
 
-CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recall", "roc_auc")
-REGRESSION_METRICS: tuple[str, ...] = ("r2", "rmse", "mae")
-METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
+ClassificationMetric = Literal["accuracy", "f1", "precision", "recall", "roc_auc"]
+RegressionMetric = Literal["r2", "rmse", "mae"]
+Metric = Literal[ClassificationMetric, RegressionMetric]
+CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
+REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
+METRICS: tuple[str, ...] = get_args(Metric)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
 
 Task = Literal["classification", "regression"]

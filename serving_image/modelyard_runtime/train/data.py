@@ -30,11 +30,12 @@ def load_dataset(spec: DatasetSpec, data_root: str, task: Task) -> Dataset:
         frame = _load_builtin(spec.builtin)
         source = f"builtin:{spec.builtin}"
         digest = sha256_of(frame.to_csv(index=False).encode())
-    else:
-        assert spec.uri is not None  # DatasetSpec guarantees one of the two
+    elif spec.uri is not None:
         source = spec.uri
         path = _contained_path(spec.uri, data_root)
         frame, digest = _load_file(path, spec.file_format)
+    else:  # DatasetSpec refuses this
+        raise InvalidSpec("dataset: set exactly one of builtin or uri")
 
     target_name = spec.target or BUILTIN_TARGET
     if frame.shape[0] == 0 or frame.shape[1] == 0:

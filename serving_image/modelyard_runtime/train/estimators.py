@@ -36,28 +36,33 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from modelyard_runtime.train.errors import InvalidSpec
 
+# Keyed by class name: the contract's names (ESTIMATORS) are the classes' own, so they are
+# not written out again here (tests/unit/test_runtime_estimators.py proves the two agree).
 ESTIMATOR_CLASSES: Mapping[str, type[BaseEstimator]] = {
-    "LogisticRegression": LogisticRegression,
-    "RandomForestClassifier": RandomForestClassifier,
-    "ExtraTreesClassifier": ExtraTreesClassifier,
-    "GradientBoostingClassifier": GradientBoostingClassifier,
-    "HistGradientBoostingClassifier": HistGradientBoostingClassifier,
-    "DecisionTreeClassifier": DecisionTreeClassifier,
-    "KNeighborsClassifier": KNeighborsClassifier,
-    "SVC": SVC,
-    "GaussianNB": GaussianNB,
-    "SGDClassifier": SGDClassifier,
-    "LinearRegression": LinearRegression,
-    "Ridge": Ridge,
-    "Lasso": Lasso,
-    "ElasticNet": ElasticNet,
-    "RandomForestRegressor": RandomForestRegressor,
-    "ExtraTreesRegressor": ExtraTreesRegressor,
-    "GradientBoostingRegressor": GradientBoostingRegressor,
-    "HistGradientBoostingRegressor": HistGradientBoostingRegressor,
-    "DecisionTreeRegressor": DecisionTreeRegressor,
-    "KNeighborsRegressor": KNeighborsRegressor,
-    "SVR": SVR,
+    cls.__name__: cls
+    for cls in (
+        LogisticRegression,
+        RandomForestClassifier,
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        DecisionTreeClassifier,
+        KNeighborsClassifier,
+        SVC,
+        GaussianNB,
+        SGDClassifier,
+        LinearRegression,
+        Ridge,
+        Lasso,
+        ElasticNet,
+        RandomForestRegressor,
+        ExtraTreesRegressor,
+        GradientBoostingRegressor,
+        HistGradientBoostingRegressor,
+        DecisionTreeRegressor,
+        KNeighborsRegressor,
+        SVR,
+    )
 }
 
 

@@ -45,7 +45,8 @@ class _IntLogUniform:
 def _distribution(space: ParameterSpace) -> Any:
     if space.values is not None:
         return list(space.values)
-    assert space.min is not None and space.max is not None  # ParameterSpace guarantees it
+    if space.min is None or space.max is None:  # ParameterSpace refuses this; not -O-stripped
+        raise InvalidSpec("a search space needs either values or both min and max")
     if space.type == "int":
         if space.scale == "log":
             return _IntLogUniform(space.min, space.max)
