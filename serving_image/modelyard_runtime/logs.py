@@ -1,16 +1,18 @@
-"""Structured logs: one JSON object per line on stderr, for both entrypoints.
+"""Structured logs: one JSON object per line on stderr, for both entrypoints — and the one
+JSON formatter of the project: the operator's logs (modelyard.logs) use ``JsonFormatter`` too.
 
 Kubernetes keeps a container's stderr; log collectors parse JSON lines without extra config.
+The stdlib's json, not orjson: the operator's install has no orjson, and no log line is on
+the serving hot path.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 from typing import Any
-
-import orjson
 
 # LogRecord attributes that are not user-supplied `extra=` fields.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
@@ -34,7 +36,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def configure_logging(level: str = "INFO") -> None:

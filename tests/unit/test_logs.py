@@ -20,5 +20,11 @@ def test_json_line_with_extras() -> None:
     )
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "hello world"
-    assert entry["level"] == "INFO" and entry["logger"] == "modelyard.x"
+    assert entry["level"] == "info" and entry["logger"] == "modelyard.x"
     assert entry["k8s_ref"] == {"name": "iris"}
+
+
+def test_the_operator_and_the_runtime_share_one_formatter() -> None:
+    import modelyard_runtime.logs
+
+    assert JsonFormatter is modelyard_runtime.logs.JsonFormatter
