@@ -190,12 +190,13 @@ def run_floor(
 ) -> dict[str, Any]:
     """N Deployment + Service server-side applies by a plain client, one after the other."""
     from modelyard import FIELD_MANAGER
-    from modelyard.serving import ModelStatus, build_deployment, build_service
+    from modelyard.api import ModelDeployment, ModelStatus
+    from modelyard.serving import ServerConfig, build_deployment, build_service
     from modelyard.settings import OperatorSettings
 
     ns = ns or f"bench-raw-{n}"
     fresh_namespace(modelyard, ns)
-    settings = OperatorSettings()
+    config = ServerConfig.of(OperatorSettings())
     exists = Recorder(modelyard, "apps/v1", "Deployment", ns, lambda o: True)
     available = Recorder(modelyard, "apps/v1", "Deployment", ns, deployment_available)
     api = modelyard.api
@@ -204,9 +205,10 @@ def run_floor(
     for i in range(n):
         body = model_deployment(f"m{i:04d}", storage_uri=f"pvc://modelyard-models/m/v{i}")
         body["metadata"].update(namespace=ns, uid=created["metadata"]["uid"], generation=1)
+        md = ModelDeployment.parse(body)
         model = ModelStatus(uri=f"pvc://modelyard-models/m/v{i}", version=f"v{i}")
-        dep = build_deployment(body, model, settings)
-        svc = build_service(body)
+        dep = build_deployment(md, model, config, replicas=md.spec.desired_replicas)
+        svc = build_service(md)
         for obj in (dep, svc):
             obj["metadata"].pop("ownerReferences")  # no owner object exists for the floor
         manifests.append((dep, svc))

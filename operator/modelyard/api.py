@@ -9,15 +9,19 @@ pydantic validator here (or in the runtime's ``spec.py``) that says the same thi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from modelyard_runtime.contract import (
     CamelModel,
     DatasetInfo,
     ModelRef,
     ValidationResult,
+    WireModel,
 )
 from modelyard_runtime.spec import (
     PATH_SEGMENT_PATTERN,
@@ -27,7 +31,7 @@ from modelyard_runtime.spec import (
     TrainingSpec,
     ValidationSpec,
 )
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from modelyard import API_GROUP, API_VERSION
 
@@ -61,6 +65,8 @@ def model_deployment_name_error(name: str) -> str | None:
 
 
 Quantity = str | int
+SpecT = TypeVar("SpecT", bound=BaseModel)
+StatusT = TypeVar("StatusT", bound=BaseModel)
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -244,22 +250,125 @@ class ModelDeploymentStatus(CamelModel):
     last_failure: LastFailure | None = None
 
 
-# --- object metadata the pure core needs --------------------------------------------------------
+# --- whole objects, parsed once at the edge ------------------------------------------------------
+
+
+class ObjectMeta(WireModel):
+    """The part of ``metadata`` the operator reads (the API server writes the rest)."""
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 1
+    deletion_timestamp: str | None = None
+
+    @field_validator("namespace", mode="before")
+    @classmethod
+    def _default_namespace(cls, value: object) -> object:
+        return value or "default"
+
+    @field_validator("generation", mode="before")
+    @classmethod
+    def _first_generation(cls, value: object) -> object:
+        return value or 1
+
+
+class InvalidSpec(Exception):
+    """A custom resource the operator cannot act on: its spec does not parse (a cluster with an
+    older CRD, CEL off) or breaks a rule only the operator knows (size limits, allowed images).
+    ``message`` names the field; the object's status says it with reason ``InvalidSpec``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message[:512]
+
+
+def describe(error: ValidationError, root: str = "spec") -> str:
+    """A pydantic error as a user reads it: ``spec.model.estimator: Input should be ...``."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in (root, *item["loc"]))
+        parts.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _parse_spec(model: type[SpecT], body: dict[str, Any]) -> SpecT:
+    try:
+        return model.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        raise InvalidSpec(describe(error)) from error
+
+
+def _lenient_status(model: type[StatusT], body: dict[str, Any]) -> StatusT:
+    """The status as last written; an unreadable one (an older operator's) reads as empty."""
+    try:
+        return model.model_validate(body.get("status") or {})
+    except ValidationError:
+        return model()
+
+
+def raw_spec_hash(body: dict[str, Any]) -> str:
+    """What a TrainingJob's Job depends on: the spec as written, except ``suspend`` (which
+    pauses and resumes the same Job instead of starting a new one)."""
+    spec = {k: v for k, v in (body.get("spec") or {}).items() if k != "suspend"}
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
-class ObjectMeta:
-    name: str
-    namespace: str
-    uid: str
-    generation: int
+class TrainingJob:
+    """A TrainingJob as the core sees it. ``parse`` raises ``InvalidSpec``; ``status`` is the
+    last written one, read leniently."""
+
+    metadata: ObjectMeta
+    spec: TrainingJobSpec
+    status: TrainingJobStatus
+    spec_hash: str
 
     @classmethod
-    def of(cls, body: dict[str, Any]) -> ObjectMeta:
-        meta = body.get("metadata") or {}
+    def parse(cls, body: dict[str, Any]) -> TrainingJob:
         return cls(
-            name=str(meta["name"]),
-            namespace=str(meta.get("namespace") or "default"),
-            uid=str(meta.get("uid") or ""),
-            generation=int(meta.get("generation") or 1),
+            metadata=ObjectMeta.model_validate(body.get("metadata") or {}),
+            spec=_parse_spec(TrainingJobSpec, body),
+            status=_lenient_status(TrainingJobStatus, body),
+            spec_hash=raw_spec_hash(body),
         )
+
+
+@dataclass(frozen=True)
+class ModelDeployment:
+    """A ModelDeployment as the core sees it. ``parse`` raises ``InvalidSpec`` (its name, which
+    names the Service, counts as part of the spec); ``status`` is read leniently."""
+
+    metadata: ObjectMeta
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> ModelDeployment:
+        metadata = ObjectMeta.model_validate(body.get("metadata") or {})
+        name_error = model_deployment_name_error(metadata.name)
+        if name_error is not None:
+            raise InvalidSpec(name_error)
+        return cls(
+            metadata=metadata,
+            spec=_parse_spec(ModelDeploymentSpec, body),
+            status=_lenient_status(ModelDeploymentStatus, body),
+        )
+
+
+def status_caught_up(body: Mapping[str, Any]) -> bool:
+    """The status already answers the current spec (``observedGeneration == generation``): a
+    MODIFIED event then comes from a status or metadata write -- most often the operator's own
+    -- and nothing it decides on has changed (children have their own handlers)."""
+    status = body.get("status") or {}
+    generation = (body.get("metadata") or {}).get("generation")
+    return generation is not None and status.get("observedGeneration") == generation
+
+
+def previous_training_status(body: dict[str, Any]) -> TrainingJobStatus:
+    return _lenient_status(TrainingJobStatus, body)
+
+
+def previous_serving_status(body: dict[str, Any]) -> ModelDeploymentStatus:
+    return _lenient_status(ModelDeploymentStatus, body)

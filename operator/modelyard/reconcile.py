@@ -15,42 +15,31 @@ from contextlib import contextmanager
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel, ValidationError
 
 from modelyard import mergepatch, naming, serving, training
 from modelyard.api import (
     API_GROUP_VERSION,
     MODEL_DEPLOYMENT_KIND,
     TRAINING_JOB_KIND,
+    InvalidSpec,
     LastFailure,
-    ModelDeploymentSpec,
-    ModelStatus,
+    ModelDeployment,
+    ModelDeploymentStatus,
     ObjectMeta,
-    model_deployment_name_error,
+    TrainingJob,
+    TrainingJobStatus,
+    previous_serving_status,
+    previous_training_status,
 )
 from modelyard.conditions import now
+from modelyard.events import phase_event
 from modelyard.failures import event_failure, waiting_to_start
+from modelyard.followers import Followers
 from modelyard.kube import Kube, namespace_terminating, rejection, user_caused
 from modelyard.locks import ObjectLocks
 from modelyard.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-
-
-def status_dict(status: BaseModel) -> dict[str, Any]:
-    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-def transition(before: str | None, after: str | None) -> tuple[str, bool] | None:
-    """An Event (reason, is-warning) when the phase moved, else ``None``."""
-    if after is None or before == after:
-        return None
-    return after, after in ("Failed", "Degraded")
-
-
-def follows(md: dict[str, Any], training_job: str) -> bool:
-    ref = ((md.get("spec") or {}).get("model") or {}).get("trainingJobRef") or {}
-    return bool(ref.get("name") == training_job)
 
 
 @contextmanager
@@ -74,23 +63,33 @@ class ChildRefused(Exception):
 
 
 class Reconciler:
+    """The shell: observe (read the object and its children), ask the pure core
+    (``training.plan``/``serving.plan``, then ``*_status``), apply what it says, write status."""
+
     def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self.kube = kube
-        self.settings = settings
+        self.trainer = training.TrainerConfig.of(settings)
+        self.server = serving.ServerConfig.of(settings)
         self.locks = ObjectLocks()
+        self.followers = Followers()
 
-    def _write_status(self, body: dict[str, Any], desired: dict[str, Any]) -> None:
+    def _write_status(
+        self,
+        body: dict[str, Any],
+        before: str | None,
+        status: TrainingJobStatus | ModelDeploymentStatus,
+    ) -> None:
+        """Patch what changed in status (an RFC 7386 merge patch: a field that went away is
+        removed) and post the Event of a phase transition from ``before``, if any."""
+        desired = status.model_dump(by_alias=True, exclude_none=True, mode="json")
         patch = mergepatch.diff(body.get("status"), desired)
         if patch is None:
             return
-        meta = ObjectMeta.of(body)
+        meta = ObjectMeta.model_validate(body["metadata"])
         self.kube.patch_status(API_GROUP_VERSION, body["kind"], meta.namespace, meta.name, patch)
-        moved = transition((body.get("status") or {}).get("phase"), desired.get("phase"))
-        if moved is not None:
-            reason, warning = moved
-            conditions = desired.get("conditions") or []
-            message = next((c.get("message") for c in conditions if c.get("message")), reason)
-            self.kube.event(body, reason=reason, message=str(message), warning=warning)
+        event = phase_event(before, status)
+        if event is not None:
+            self.kube.event(body, reason=event.reason, message=event.message, warning=event.warning)
 
     def _apply_child(self, owner_uid: str, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply ``manifest`` unless an object of that name exists that this owner
@@ -126,6 +125,14 @@ class Reconciler:
         if live is not None and naming.controller_uid(live) == owner_uid:
             self.kube.delete(api_version, kind, ns, name)
 
+    def _stuck_pod_failure(self, namespace: str, pods: list[dict[str, Any]]) -> LastFailure | None:
+        """What Warning Events say about a pod that does not start (a volume that will not
+        mount): looked up only in that state."""
+        stuck = [p for p in pods if waiting_to_start(p)]
+        if not stuck:
+            return None
+        return event_failure(self.kube.events_about(namespace, "Pod", stuck[0]["metadata"]["name"]))
+
     # --- TrainingJob ----------------------------------------------------------------------------
 
     def training_job(self, namespace: str, name: str) -> None:
@@ -139,54 +146,43 @@ class Reconciler:
                 self._reconcile_training_job(body)
 
     def _reconcile_training_job(self, body: dict[str, Any]) -> None:
-        meta = ObjectMeta.of(body)
-        jobs = [
-            job
-            for job in self.kube.list(
-                "batch/v1",
-                "Job",
-                meta.namespace,
-                f"{naming.LABEL_TRAINING_JOB}={naming.fit_name(meta.name)}",
-            )
-            if naming.controller_uid(job) == meta.uid
-        ]
+        before = previous_training_status(body)
         try:
-            generation = training.training_generation(body, jobs)
-            desired = training.build_job(body, self.settings, generation=generation)
-            too_big = training.size_violations(body, self.settings.size_limits)
-        except (ValidationError, ValueError) as error:  # ValueError: a URI parse_pvc_uri refuses
-            too_big = [str(error)]
-        if too_big:
-            status = training.invalid_spec_status(body, "; ".join(too_big), at=now())
-            self._write_status(body, status_dict(status))
+            tj = TrainingJob.parse(body)
+            jobs = self._owned_jobs(tj.metadata)
+            plan = training.plan(tj, jobs, self.trainer)
+        except InvalidSpec as error:
+            meta = ObjectMeta.model_validate(body["metadata"])
+            invalid = training.invalid_spec_status(meta, before, error, at=now())
+            self._write_status(body, before.phase, invalid)
             return
-        job_name = desired["metadata"]["name"]
-        job = next((j for j in jobs if j["metadata"]["name"] == job_name), None)
-        being_deleted = job is not None and job["metadata"].get("deletionTimestamp")
-        if job is not None and being_deleted and not training.is_finished(job):
-            job = None  # deleted before it ended: it will never report
-        previous = training.previous_status(body)
-        found: LastFailure | None = None
-        recorded = previous.job_name == job_name  # seen before: never created a second time
-        if not recorded or (job is not None and not training.is_finished(job)):
+        ns = tj.metadata.namespace
+        job, found = plan.job, None
+        if plan.apply is not None:
             try:
-                job = self._apply_job(desired, exists=job is not None) or job
+                job = self._apply_job(plan.apply, exists=job is not None) or job
             except ChildRefused as refused:
                 found = refused.failure
-        for other in jobs:
-            if other["metadata"]["name"] != job_name:
-                # Superseded by a newer spec: its training is not wanted any more, and its
-                # record is in status; a count/jobs quota must not fill up with old Jobs.
-                self.kube.delete("batch/v1", "Job", meta.namespace, other["metadata"]["name"])
-        pods = (
-            self.kube.list("v1", "Pod", meta.namespace, f"job-name={job_name}")
-            if job is not None
-            else []
-        )
+        for superseded in plan.delete:
+            self.kube.delete("batch/v1", "Job", ns, superseded)
+        pods = self.kube.list("v1", "Pod", ns, f"job-name={plan.job_name}") if job else []
         if found is None and job is not None and not training.is_finished(job):
-            found = self._why_not_started(meta.namespace, job_name, pods)
-        status = training.training_status(body, job, pods, job_name=job_name, found=found, at=now())
-        self._write_status(body, status_dict(status))
+            if pods:
+                found = self._stuck_pod_failure(ns, pods)
+            else:  # no pod at all: a quota or LimitRange refused it (the Job's Events say)
+                found = event_failure(self.kube.events_about(ns, "Job", plan.job_name))
+        status = training.training_status(
+            tj, job, pods, job_name=plan.job_name, found=found, at=now()
+        )
+        self._write_status(body, before.phase, status)
+
+    def _owned_jobs(self, meta: ObjectMeta) -> list[dict[str, Any]]:
+        selector = f"{naming.LABEL_TRAINING_JOB}={naming.fit_name(meta.name)}"
+        return [
+            job
+            for job in self.kube.list("batch/v1", "Job", meta.namespace, selector)
+            if naming.controller_uid(job) == meta.uid
+        ]
 
     def _apply_job(self, desired: dict[str, Any], *, exists: bool) -> dict[str, Any] | None:
         try:
@@ -204,18 +200,6 @@ class Reconciler:
                 ) from cause
             raise
 
-    def _why_not_started(
-        self, namespace: str, job_name: str, pods: list[dict[str, Any]]
-    ) -> LastFailure | None:
-        """What Warning Events say about a Job with no pod (quota, LimitRange) or a pod that
-        does not start (a volume that will not mount): looked up only in those states."""
-        if not pods:
-            return event_failure(self.kube.events_about(namespace, "Job", job_name))
-        stuck = [p for p in pods if waiting_to_start(p)]
-        if not stuck:
-            return None
-        return event_failure(self.kube.events_about(namespace, "Pod", stuck[0]["metadata"]["name"]))
-
     # --- ModelDeployment ------------------------------------------------------------------------
 
     def model_deployment(self, namespace: str, name: str) -> None:
@@ -224,101 +208,60 @@ class Reconciler:
                 return
             body = self.kube.get(API_GROUP_VERSION, MODEL_DEPLOYMENT_KIND, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                self.followers.set(namespace, name, None)
                 return
             with _unless_namespace_terminating():
                 self._reconcile_model_deployment(body)
 
     def _reconcile_model_deployment(self, body: dict[str, Any]) -> None:
-        meta = ObjectMeta.of(body)
-        invalid = model_deployment_name_error(meta.name)
+        before = previous_serving_status(body)
         try:
-            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
-            invalid = str(error)
-        else:
-            if spec.image is not None and not self.settings.image_allowed(spec.image):
-                invalid = (
-                    f"spec.image {spec.image!r} is not allowed by the operator "
-                    "(MODELYARD_ALLOWED_IMAGES)"
+            md = ModelDeployment.parse(body)
+            meta = md.metadata
+            ref = md.spec.model.training_job_ref
+            self.followers.set(meta.namespace, meta.name, ref.name if ref else None)
+            training_job = None
+            if ref is not None:
+                tj_body = self.kube.get(
+                    API_GROUP_VERSION, TRAINING_JOB_KIND, meta.namespace, ref.name
                 )
-        if invalid is not None:
-            resolution = serving.Resolution(None, "InvalidSpec", invalid[:512])
-            invalid_spec = LastFailure(reason="InvalidSpec", message=invalid[:512])
-            status = serving.serving_status(
-                body, resolution, None, None, [], refused=invalid_spec, at=now()
-            )
-            self._write_status(body, status_dict(status))
+                training_job = previous_training_status(tj_body) if tj_body else None
+            live = self.kube.get("apps/v1", "Deployment", meta.namespace, meta.name)
+            if live is not None and naming.controller_uid(live) != meta.uid:
+                live = None  # someone else's: _apply_child reports the conflict
+            plan = serving.plan(md, training_job, live, self.server)
+        except InvalidSpec as error:
+            meta = ObjectMeta.model_validate(body["metadata"])
+            invalid = serving.invalid_spec_status(meta, before, error, at=now())
+            self._write_status(body, before.phase, invalid)
             return
-        training_job = None
-        if spec.model.training_job_ref is not None:
-            training_job = self.kube.get(
-                API_GROUP_VERSION,
-                TRAINING_JOB_KIND,
-                meta.namespace,
-                spec.model.training_job_ref.name,
-            )
-        resolution = serving.resolve_model(spec, training_job)
-        live = self.kube.get("apps/v1", "Deployment", meta.namespace, meta.name)
-        if live is not None and naming.controller_uid(live) != meta.uid:
-            live = None  # someone else's: _apply_child reports the conflict
-        served = serving.served_model(live) or serving.previous_status(body).model
-        model = serving.model_to_serve(resolution, served)
-        deployment, hpa = live, None
-        refused: LastFailure | None = None
-        if model is not None:
-            try:
-                deployment, hpa = self._apply_serving_children(body, spec, model, live)
-            except ChildRefused as error:
-                refused = error.failure
-            except ValueError as error:  # a model URI that parse_pvc_uri refuses
-                refused = LastFailure(reason="InvalidSpec", message=str(error)[:512])
+        deployment, hpa, refused = live, None, None
+        try:
+            for manifest in plan.apply:
+                applied = self._apply_child(meta.uid, manifest)
+                if manifest["kind"] == "Deployment":
+                    deployment = applied
+                elif manifest["kind"] == "HorizontalPodAutoscaler":
+                    hpa = applied
+            for api_version, kind in plan.delete:
+                self._delete_child(meta.uid, api_version, kind, meta.namespace, meta.name)
+        except ChildRefused as error:
+            refused = error.failure
         pods: list[dict[str, Any]] = []
-        if model is not None:
+        if plan.model is not None:
             selector = ",".join(f"{k}={v}" for k, v in naming.server_selector(meta.name).items())
             pods = self.kube.list("v1", "Pod", meta.namespace, selector)
             if refused is None:
-                stuck = [p for p in pods if waiting_to_start(p)]
-                if stuck:
-                    events = self.kube.events_about(
-                        meta.namespace, "Pod", stuck[0]["metadata"]["name"]
-                    )
-                    refused = event_failure(events)
+                refused = self._stuck_pod_failure(meta.namespace, pods)
         status = serving.serving_status(
-            body, resolution, model, deployment, pods, refused=refused, hpa=hpa, at=now()
+            md, plan.resolution, plan.model, deployment, pods, refused=refused, hpa=hpa, at=now()
         )
-        self._write_status(body, status_dict(status))
-
-    def _apply_serving_children(
-        self,
-        body: dict[str, Any],
-        spec: ModelDeploymentSpec,
-        model: ModelStatus,
-        live: dict[str, Any] | None,
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Apply the Deployment, Service, HPA and PodDisruptionBudget; the live Deployment and
-        HPA (``None`` without autoscaling) as the API server returned them."""
-        meta = ObjectMeta.of(body)
-        replicas = serving.deployment_replicas(spec, live)
-        deployment = self._apply_child(
-            meta.uid, serving.build_deployment(body, model, self.settings, replicas=replicas)
-        )
-        self._apply_child(meta.uid, serving.build_service(body))
-        applied: dict[str, dict[str, Any]] = {}
-        for api_version, kind, manifest in (
-            ("autoscaling/v2", "HorizontalPodAutoscaler", serving.build_hpa(body)),
-            ("policy/v1", "PodDisruptionBudget", serving.build_pdb(body)),
-        ):
-            if manifest is not None:
-                applied[kind] = self._apply_child(meta.uid, manifest)
-            else:
-                self._delete_child(meta.uid, api_version, kind, meta.namespace, meta.name)
-        return deployment, applied.get("HorizontalPodAutoscaler")
+        self._write_status(body, before.phase, status)
 
     def deployments_following(self, namespace: str, training_job: str) -> None:
-        """Re-reconcile every ModelDeployment that follows ``training_job``'s model."""
-        for md in self.kube.list(API_GROUP_VERSION, MODEL_DEPLOYMENT_KIND, namespace):
-            if follows(md, training_job):
-                self.model_deployment(namespace, md["metadata"]["name"])
+        """Re-reconcile the ModelDeployments that follow ``training_job``'s model."""
+        for name in self.followers.of(namespace, training_job):
+            self.model_deployment(namespace, name)
 
     # --- resync -----------------------------------------------------------------------------------
 

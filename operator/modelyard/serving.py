@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard_runtime import contract
-from pydantic import ValidationError
 
 from modelyard import FIELD_MANAGER, naming
 from modelyard.api import (
     Condition,
+    InvalidSpec,
     LastFailure,
+    ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     ModelStatus,
@@ -31,6 +32,27 @@ HTTP_PORT = contract.DEFAULT_SERVE_PORT
 PRE_STOP_SECONDS = 5  # longer than kube-proxy takes to drop a terminating endpoint
 STARTUP_SECONDS = 600  # the longest a model may take to verify, load and warm up
 
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What the operator's settings decide about every model server."""
+
+    image: str  # the runtime image, used unless spec.image names another
+    pull_policy: str
+    allowed_images: tuple[str, ...]  # what spec.image may name besides ``image``; "*": any
+
+    @classmethod
+    def of(cls, settings: OperatorSettings) -> ServerConfig:
+        return cls(
+            image=settings.runtime_image,
+            pull_policy=settings.image_pull_policy,
+            allowed_images=tuple(settings.allowed_images),
+        )
+
+    def image_allowed(self, image: str) -> bool:
+        return image == self.image or "*" in self.allowed_images or image in self.allowed_images
+
+
 # --- which model ---------------------------------------------------------------------------------
 
 
@@ -43,10 +65,11 @@ class Resolution:
     message: str
 
 
-def resolve_model(spec: ModelDeploymentSpec, training_job: dict[str, Any] | None) -> Resolution:
+def resolve_model(spec: ModelDeploymentSpec, training_job: TrainingJobStatus | None) -> Resolution:
     """``storageUri`` names the model directly; ``trainingJobRef`` follows that TrainingJob's
-    ``status.model``: its last validated model, which a retrain or a generation that fails its
-    gate leaves in place."""
+    ``status.model`` (``training_job`` is its status, ``None`` when it does not exist): its
+    last validated model, which a retrain or a generation that fails its gate leaves in
+    place."""
     source = spec.model
     if source.storage_uri is not None:
         uri = source.storage_uri.rstrip("/")
@@ -61,10 +84,7 @@ def resolve_model(spec: ModelDeploymentSpec, training_job: dict[str, Any] | None
     ref = source.training_job_ref.name
     if training_job is None:
         return Resolution(None, "TrainingJobNotFound", f"TrainingJob {ref} not found")
-    try:
-        status = TrainingJobStatus.model_validate(training_job.get("status") or {})
-    except ValidationError:
-        status = TrainingJobStatus()
+    status = training_job
     gate_failed = status.phase == "Failed" and (
         (status.validation is not None and not status.validation.passed)
         or (status.last_failure is not None and status.last_failure.reason == "GateNotMet")
@@ -152,16 +172,15 @@ def replicas_managed_by_others(deployment: dict[str, Any]) -> bool:
 
 
 def build_deployment(
-    body: dict[str, Any],
+    md: ModelDeployment,
     model: ModelStatus,
-    settings: OperatorSettings,
+    config: ServerConfig,
     *,
     replicas: int | None,
 ) -> dict[str, Any]:
     """The Deployment running ``modelyard-serve`` on ``model`` (``replicas`` from
     ``deployment_replicas``: ``None`` leaves the field to the HPA)."""
-    meta = ObjectMeta.of(body)
-    spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+    meta, spec = md.metadata, md.spec
     claim, directory = model_dir(model.uri)
     env = [
         {"name": contract.ENV_MODEL_DIR, "value": directory},
@@ -172,8 +191,8 @@ def build_deployment(
         env.append({"name": contract.ENV_EXPECTED_SHA256, "value": model.sha256})
     container: dict[str, Any] = {
         "name": SERVER_CONTAINER,
-        "image": spec.image or settings.runtime_image,
-        "imagePullPolicy": settings.image_pull_policy,
+        "image": spec.image or config.image,
+        "imagePullPolicy": config.pull_policy,
         "command": ["modelyard-serve"],
         "env": env,
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
@@ -257,8 +276,8 @@ def build_deployment(
     }
 
 
-def build_service(body: dict[str, Any]) -> dict[str, Any]:
-    meta = ObjectMeta.of(body)
+def build_service(md: ModelDeployment) -> dict[str, Any]:
+    meta = md.metadata
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -271,13 +290,11 @@ def build_service(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_hpa(body: dict[str, Any]) -> dict[str, Any] | None:
+def build_hpa(md: ModelDeployment) -> dict[str, Any] | None:
     """An autoscaling/v2 HPA on CPU, or ``None`` when the spec asks for fixed replicas."""
-    meta = ObjectMeta.of(body)
-    spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-    if spec.autoscaling is None:
+    meta, scaling = md.metadata, md.spec.autoscaling
+    if scaling is None:
         return None
-    scaling = spec.autoscaling
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -302,12 +319,11 @@ def build_hpa(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def build_pdb(body: dict[str, Any]) -> dict[str, Any] | None:
+def build_pdb(md: ModelDeployment) -> dict[str, Any] | None:
     """A PodDisruptionBudget of one pod at a time when two or more replicas are asked for (a
     node drain then never takes every server at once), else ``None``."""
-    meta = ObjectMeta.of(body)
-    spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-    if spec.desired_replicas < 2:
+    meta = md.metadata
+    if md.spec.desired_replicas < 2:
         return None
     return {
         "apiVersion": "policy/v1",
@@ -320,14 +336,58 @@ def build_pdb(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-# --- children -> status --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServingPlan:
+    """What the shell applies for a ModelDeployment, in order (``apply``: Deployment, Service,
+    then HPA and PodDisruptionBudget when wanted), and the ``(apiVersion, kind)`` of the
+    children of its name that are no longer wanted (``delete``). ``model`` is what to serve;
+    with none (no validated model yet, nothing served) nothing is applied."""
+
+    resolution: Resolution
+    model: ModelStatus | None
+    apply: tuple[dict[str, Any], ...]
+    delete: tuple[tuple[str, str], ...]
 
 
-def previous_status(body: dict[str, Any]) -> ModelDeploymentStatus:
+def plan(
+    md: ModelDeployment,
+    training_job: TrainingJobStatus | None,
+    live: dict[str, Any] | None,
+    config: ServerConfig,
+) -> ServingPlan:
+    """Decide from the ModelDeployment, the status of the TrainingJob it follows (``None``
+    when absent or not followed) and its live Deployment (``None`` when absent or not ours).
+    Raises ``InvalidSpec`` for an image the operator does not allow or a model URI it cannot
+    mount."""
+    spec = md.spec
+    if spec.image is not None and not config.image_allowed(spec.image):
+        raise InvalidSpec(
+            f"spec.image {spec.image!r} is not allowed by the operator (MODELYARD_ALLOWED_IMAGES)"
+        )
+    resolution = resolve_model(spec, training_job)
+    # What the live pod template carries is the truth of what is served (a lost status write
+    # cannot roll it back); the last status stands in when the Deployment is gone.
+    model = model_to_serve(resolution, served_model(live) or md.status.model)
+    if model is None:
+        return ServingPlan(resolution, None, (), ())
     try:
-        return ModelDeploymentStatus.model_validate(body.get("status") or {})
-    except ValidationError:
-        return ModelDeploymentStatus()
+        deployment = build_deployment(md, model, config, replicas=deployment_replicas(spec, live))
+    except ValueError as error:  # a model URI that parse_pvc_uri refuses
+        raise InvalidSpec(str(error)) from error
+    apply = [deployment, build_service(md)]
+    delete = []
+    for api_version, kind, manifest in (
+        ("autoscaling/v2", "HorizontalPodAutoscaler", build_hpa(md)),
+        ("policy/v1", "PodDisruptionBudget", build_pdb(md)),
+    ):
+        if manifest is not None:
+            apply.append(manifest)
+        else:
+            delete.append((api_version, kind))
+    return ServingPlan(resolution, model, tuple(apply), tuple(delete))
+
+
+# --- children -> status --------------------------------------------------------------------------
 
 
 def _deployment_condition(deployment: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -400,8 +460,38 @@ def scaling_failure(hpa: dict[str, Any] | None) -> LastFailure | None:
     return None
 
 
+def invalid_spec_status(
+    meta: ObjectMeta, prev: ModelDeploymentStatus, error: InvalidSpec, *, at: str
+) -> ModelDeploymentStatus:
+    """A spec the operator cannot serve: nothing is applied; Ready=False with InvalidSpec."""
+    failure = LastFailure(reason="InvalidSpec", message=error.message)
+
+    def make(type_: str, status: Any, reason: str, message: str) -> Condition:
+        return condition(
+            type_,
+            status,
+            reason,
+            message,
+            generation=meta.generation,
+            previous=prev.conditions,
+            at=at,
+        )
+
+    return ModelDeploymentStatus(
+        phase="Degraded",
+        observed_generation=meta.generation,
+        conditions=[
+            make("Ready", "False", failure.reason, failure.message),
+            make("Progressing", "False", failure.reason, failure.message),
+            make("Degraded", "True", failure.reason, failure.message),
+        ],
+        ready_replicas=0,
+        last_failure=failure,
+    )
+
+
 def serving_status(
-    body: dict[str, Any],
+    md: ModelDeployment,
     resolution: Resolution,
     model: ModelStatus | None,
     deployment: dict[str, Any] | None,
@@ -416,9 +506,7 @@ def serving_status(
     every child exists as asked; Progressing while rolling out or waiting for a model;
     Degraded when something refuses (the API server: ``refused``), pods cannot start or keep
     crashing, or an HPA cannot scale (Degraded, though Ready may hold)."""
-    meta = ObjectMeta.of(body)
-    spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-    prev = previous_status(body)
+    meta, spec, prev = md.metadata, md.spec, md.status
 
     def make(type_: str, status: Any, reason: str, message: str) -> Condition:
         return condition(

@@ -62,13 +62,6 @@ class OperatorSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    def image_allowed(self, image: str) -> bool:
-        return (
-            image == self.runtime_image
-            or "*" in self.allowed_images
-            or (image in self.allowed_images)
-        )
-
     @property
     def cluster_wide(self) -> bool:
         return not self.namespaces

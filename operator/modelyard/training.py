@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+from dataclasses import dataclass
 from typing import Any
 
 from modelyard_runtime import contract
@@ -15,8 +14,11 @@ from modelyard import naming
 from modelyard.api import (
     Condition,
     DatasetStatus,
+    InvalidSpec,
     LastFailure,
     ObjectMeta,
+    ResourceRequirements,
+    TrainingJob,
     TrainingJobSpec,
     TrainingJobStatus,
     TrainingPhase,
@@ -35,36 +37,49 @@ NON_RETRYABLE_REASONS = ("InvalidSpec", "InvalidData", "GateNotMet")
 # --- spec -> Job ---------------------------------------------------------------------------------
 
 
-def storage_uri(spec: TrainingJobSpec, name: str, settings: OperatorSettings) -> str:
+@dataclass(frozen=True)
+class TrainerConfig:
+    """What the operator's settings decide about every trainer Job."""
+
+    image: str
+    pull_policy: str
+    default_storage_uri: str
+    default_resources: ResourceRequirements
+    default_deadline_seconds: int
+    size_limits: SizeLimits
+
+    @classmethod
+    def of(cls, settings: OperatorSettings) -> TrainerConfig:
+        return cls(
+            image=settings.runtime_image,
+            pull_policy=settings.image_pull_policy,
+            default_storage_uri=settings.default_storage_uri,
+            default_resources=settings.training_default_resources,
+            default_deadline_seconds=settings.training_default_deadline_seconds,
+            size_limits=settings.size_limits,
+        )
+
+
+def storage_uri(spec: TrainingJobSpec, name: str, default_storage_uri: str) -> str:
     """``spec.output.storageUri``, or the operator's default with the TrainingJob's name."""
     if spec.output.storage_uri:
         return spec.output.storage_uri.rstrip("/")
-    return f"{settings.default_storage_uri.rstrip('/')}/{name}"
+    return f"{default_storage_uri.rstrip('/')}/{name}"
 
 
-def spec_hash(body: dict[str, Any]) -> str:
-    """What the Job's training depends on: the whole spec except ``suspend`` (which pauses and
-    resumes the same Job instead of starting a new one)."""
-    spec = {k: v for k, v in (body.get("spec") or {}).items() if k != "suspend"}
-    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def training_generation(body: dict[str, Any], jobs: list[dict[str, Any]]) -> int:
+def training_generation(tj: TrainingJob, jobs: list[dict[str, Any]]) -> int:
     """The generation whose Job trains the current spec: an existing Job with the same spec hash
     (e.g. only ``suspend`` changed since), else the TrainingJob's current generation."""
-    meta = ObjectMeta.of(body)
-    wanted = spec_hash(body)
     same = [
         int(annotations[naming.ANNOTATION_GENERATION])
         for job in jobs
         if (annotations := (job.get("metadata") or {}).get("annotations") or {}).get(
             naming.ANNOTATION_SPEC_HASH
         )
-        == wanted
+        == tj.spec_hash
         and str(annotations.get(naming.ANNOTATION_GENERATION, "")).isdigit()
     ]
-    return max(same) if same else meta.generation
+    return max(same) if same else tj.metadata.generation
 
 
 # Linux refuses to start a container with one environment string over 128 KiB, before the
@@ -72,9 +87,8 @@ def training_generation(body: dict[str, Any], jobs: list[dict[str, Any]]) -> int
 MAX_SPEC_BYTES = 120 * 1024
 
 
-def size_violations(body: dict[str, Any], limits: SizeLimits) -> list[str]:
+def size_violations(spec: TrainingJobSpec, limits: SizeLimits) -> list[str]:
     """What in the spec exceeds the operator's size limits (fields named), before any Job."""
-    spec = TrainingJobSpec.model_validate(body.get("spec") or {})
     found = runtime_size_violations(spec.training_spec(), limits)
     size = len(spec.training_spec().model_dump_json(by_alias=True, exclude_none=True).encode())
     if size > MAX_SPEC_BYTES:
@@ -113,15 +127,14 @@ def _volumes(
 
 
 def build_job(
-    body: dict[str, Any], settings: OperatorSettings, *, generation: int | None = None
+    tj: TrainingJob, config: TrainerConfig, *, generation: int | None = None
 ) -> dict[str, Any]:
-    """The batch/v1 Job that trains ``body``'s spec (at ``generation``, default the current
+    """The batch/v1 Job that trains ``tj``'s spec (at ``generation``, default the current
     one) with the runtime image's ``modelyard-train``."""
-    meta = ObjectMeta.of(body)
-    spec = TrainingJobSpec.model_validate(body.get("spec") or {})
+    meta, spec = tj.metadata, tj.spec
     generation = meta.generation if generation is None else generation
     name = naming.job_name(meta.name, generation)
-    output_uri = storage_uri(spec, meta.name, settings)
+    output_uri = storage_uri(spec, meta.name, config.default_storage_uri)
     output_claim, output_path = contract.parse_pvc_uri(output_uri)
     volumes, mounts = _volumes(spec, output_claim)
     labels = naming.trainer_labels(meta.name)
@@ -140,13 +153,13 @@ def build_job(
         {"name": contract.ENV_RESULT_PATH, "value": contract.DEFAULT_RESULT_PATH},
         {
             "name": contract.ENV_SIZE_LIMITS,
-            "value": settings.size_limits.model_dump_json(by_alias=True),
+            "value": config.size_limits.model_dump_json(by_alias=True),
         },
     ]
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
-        "image": settings.runtime_image,
-        "imagePullPolicy": settings.image_pull_policy,
+        "image": config.image,
+        "imagePullPolicy": config.pull_policy,
         "command": ["modelyard-train"],
         "env": env,
         "volumeMounts": mounts,
@@ -155,7 +168,7 @@ def build_job(
         "securityContext": restricted_container_security_context(),
     }
     # No BestEffort trainer: without spec.resources it gets the operator's defaults.
-    resources = spec.resources or settings.training_default_resources
+    resources = spec.resources or config.default_resources
     container["resources"] = resources.model_dump(by_alias=True, exclude_none=True)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
@@ -198,7 +211,7 @@ def build_job(
     # Bounded in time whatever the spec says (evictions, ignored by the failure policy above,
     # could otherwise retry for ever).
     job_spec["activeDeadlineSeconds"] = (
-        spec.active_deadline_seconds or settings.training_default_deadline_seconds
+        spec.active_deadline_seconds or config.default_deadline_seconds
     )
     if spec.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
@@ -210,7 +223,7 @@ def build_job(
             "namespace": meta.namespace,
             "labels": labels,
             "annotations": {
-                naming.ANNOTATION_SPEC_HASH: spec_hash(body),
+                naming.ANNOTATION_SPEC_HASH: tj.spec_hash,
                 naming.ANNOTATION_GENERATION: str(generation),
             },
             "ownerReferences": [naming.training_job_owner(meta)],
@@ -219,15 +232,48 @@ def build_job(
     }
 
 
-# --- Job + pods -> status ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What the shell applies for a TrainingJob: ``apply`` (the Job, when it must be created or
+    may still be updated) and ``delete`` (superseded Jobs). ``job`` is the current spec's Job as
+    observed, ``None`` when absent or deleted before it ended (it will never report)."""
+
+    job_name: str
+    job: dict[str, Any] | None
+    apply: dict[str, Any] | None
+    delete: tuple[str, ...]
 
 
-def previous_status(body: dict[str, Any]) -> TrainingJobStatus:
-    """The status as last written (empty if absent or unreadable)."""
+def plan(tj: TrainingJob, jobs: list[dict[str, Any]], config: TrainerConfig) -> TrainingPlan:
+    """Decide from the TrainingJob and the Jobs it owns. Raises ``InvalidSpec`` for a spec the
+    operator will not train (size limits, a URI it cannot mount).
+
+    A Job recorded in status (``status.jobName``) is never created a second time: once it is
+    gone, it is gone (``training_status`` says JobDeleted). A finished Job is not re-applied.
+    Jobs of an older spec are deleted: their training is not wanted any more and their record
+    is in status; a count/jobs quota must not fill up with old Jobs."""
+    too_big = size_violations(tj.spec, config.size_limits)
+    if too_big:
+        raise InvalidSpec("; ".join(too_big))
     try:
-        return TrainingJobStatus.model_validate(body.get("status") or {})
-    except ValidationError:
-        return TrainingJobStatus()
+        desired = build_job(tj, config, generation=training_generation(tj, jobs))
+    except ValueError as error:  # a URI parse_pvc_uri refuses
+        raise InvalidSpec(str(error)) from error
+    job_name = desired["metadata"]["name"]
+    job = next((j for j in jobs if j["metadata"]["name"] == job_name), None)
+    if job is not None and job["metadata"].get("deletionTimestamp") and not is_finished(job):
+        job = None
+    recorded = tj.status.job_name == job_name
+    wanted = not recorded or (job is not None and not is_finished(job))
+    return TrainingPlan(
+        job_name=job_name,
+        job=job,
+        apply=desired if wanted else None,
+        delete=tuple(j["metadata"]["name"] for j in jobs if j["metadata"]["name"] != job_name),
+    )
+
+
+# --- Job + pods -> status ------------------------------------------------------------------------
 
 
 def job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -304,12 +350,12 @@ def _gate_summary(validation: contract.ValidationResult) -> str:
     return "; ".join(parts)
 
 
-def invalid_spec_status(body: dict[str, Any], error: str, *, at: str) -> TrainingJobStatus:
+def invalid_spec_status(
+    meta: ObjectMeta, prev: TrainingJobStatus, error: InvalidSpec, *, at: str
+) -> TrainingJobStatus:
     """A spec the operator cannot train: refused before any Job exists (the CRD let it through,
     e.g. with CEL off, or a limit only the operator knows)."""
-    meta = ObjectMeta.of(body)
-    prev = previous_status(body)
-    failure = LastFailure(reason="InvalidSpec", message=error[:512])
+    failure = LastFailure(reason="InvalidSpec", message=error.message)
     return TrainingJobStatus(
         phase="Failed",
         observed_generation=meta.generation,
@@ -328,7 +374,7 @@ def invalid_spec_status(body: dict[str, Any], error: str, *, at: str) -> Trainin
 
 
 def training_status(
-    body: dict[str, Any],
+    tj: TrainingJob,
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     *,
@@ -346,9 +392,7 @@ def training_status(
     once written for a Job, it is never re-derived from pods or a Job that may since be gone
     (TTL, PodGC, node loss). ``status.model`` is the last validated model: a retrain or a
     failed gate leaves it in place, only a generation that passes replaces it."""
-    meta = ObjectMeta.of(body)
-    prev = previous_status(body)
-    suspend = bool((body.get("spec") or {}).get("suspend"))
+    meta, prev, suspend = tj.metadata, tj.status, tj.spec.suspend
 
     def status(
         phase: TrainingPhase,

@@ -47,7 +47,7 @@ def test_entrypoint_exists() -> None:
 
 
 def test_own_status_writes_do_not_trigger_a_model_deployment_reconcile() -> None:
-    from modelyard.handlers.modeldeployments import status_caught_up
+    from modelyard.api import status_caught_up
 
     assert status_caught_up({"metadata": {"generation": 3}, "status": {"observedGeneration": 3}})
     assert not status_caught_up(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from factories import IRIS_SPEC, SHA, model_deployment, pod, result, terminated, training_job
 from kubernetes.client.exceptions import ApiException
-from modelyard import mergepatch, naming, reconcile
+from modelyard import mergepatch, naming
 from modelyard.reconcile import Reconciler
 from modelyard.settings import OperatorSettings
 
@@ -634,13 +634,6 @@ def test_a_stale_pin_does_not_survive_a_source_change(
     patches = len(kube.status_patches)
     operator.model_deployment("ml", "iris")
     assert len(kube.status_patches) == patches, "no no-op patch on every reconcile"
-
-
-def test_transition_events() -> None:
-    assert reconcile.transition("Running", "Running") is None
-    assert reconcile.transition(None, "Pending") == ("Pending", False)
-    assert reconcile.transition("Running", "Failed") == ("Failed", True)
-    assert reconcile.transition("Ready", "Degraded") == ("Degraded", True)
 
 
 def test_a_namespace_being_deleted_ends_the_reconcile_quietly(

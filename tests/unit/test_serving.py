@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from factories import SHA, model_deployment, pod, training_job
+from factories import SHA, model_deployment, pod
 from modelyard import naming, serving
-from modelyard.api import ModelDeploymentSpec, ModelStatus
+from modelyard.api import (
+    InvalidSpec,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    ModelStatus,
+    TrainingJobStatus,
+)
 from modelyard.settings import OperatorSettings
 from modelyard_runtime import contract
 
@@ -27,8 +33,11 @@ TJ_GATE_FAILED = {
 }
 
 
-def spec(body: dict[str, Any]) -> ModelDeploymentSpec:
-    return ModelDeploymentSpec.model_validate(body["spec"])
+CONFIG = serving.ServerConfig.of(SETTINGS)
+
+
+def md(spec: dict[str, Any] | None = None, **kwargs: Any) -> ModelDeployment:
+    return ModelDeployment.parse(model_deployment(spec, **kwargs))
 
 
 # --- resolution ----------------------------------------------------------------------------------
@@ -66,19 +75,15 @@ RESOLUTIONS = [
 def test_training_job_ref_follows_the_last_validated_model(
     case: str, tj_status: dict[str, Any] | None, reason: str, version: str | None
 ) -> None:
-    tj = (
-        None
-        if tj_status is None
-        else training_job(status={k: v for k, v in tj_status.items() if v is not None})
-    )
-    resolution = serving.resolve_model(spec(model_deployment()), tj)
+    tj = None if tj_status is None else TrainingJobStatus.model_validate(tj_status)
+    resolution = serving.resolve_model(md().spec, tj)
     assert resolution.reason == reason, case
     assert (resolution.model.version if resolution.model else None) == version
 
 
 def test_storage_uri_resolves_directly_with_its_pin() -> None:
-    body = model_deployment({"model": {"storageUri": "pvc://models/iris/v7", "sha256": SHA}})
-    resolution = serving.resolve_model(spec(body), None)
+    body = md({"model": {"storageUri": "pvc://models/iris/v7", "sha256": SHA}})
+    resolution = serving.resolve_model(body.spec, None)
     assert resolution.model == ModelStatus(uri="pvc://models/iris/v7", version="v7", sha256=SHA)
 
 
@@ -98,7 +103,7 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_deployment_serves_the_model_read_only() -> None:
-    manifest = serving.build_deployment(model_deployment(), MODEL, SETTINGS, replicas=1)
+    manifest = serving.build_deployment(md(), MODEL, CONFIG, replicas=1)
     c = container(manifest)
     env = {e["name"]: e["value"] for e in c["env"]}
     assert c["command"] == ["modelyard-serve"]
@@ -124,9 +129,9 @@ def test_deployment_serves_the_model_read_only() -> None:
 
 
 def test_a_new_model_changes_the_pod_template() -> None:
-    first = serving.build_deployment(model_deployment(), MODEL, SETTINGS, replicas=1)
+    first = serving.build_deployment(md(), MODEL, CONFIG, replicas=1)
     newer = MODEL.model_copy(update={"sha256": "b" * 64, "version": "v2"})
-    second = serving.build_deployment(model_deployment(), newer, SETTINGS, replicas=1)
+    second = serving.build_deployment(md(), newer, CONFIG, replicas=1)
     annotations = second["spec"]["template"]["metadata"]["annotations"]
     assert annotations[naming.ANNOTATION_MODEL_SHA] == "b" * 64
     assert first["spec"]["template"] != second["spec"]["template"]
@@ -134,7 +139,7 @@ def test_a_new_model_changes_the_pod_template() -> None:
 
 def test_unpinned_storage_uri_sets_no_expected_sha() -> None:
     model = ModelStatus(uri="pvc://models/x/v3", version="v3")
-    manifest = serving.build_deployment(model_deployment(), model, SETTINGS, replicas=1)
+    manifest = serving.build_deployment(md(), model, CONFIG, replicas=1)
     names = [e["name"] for e in container(manifest)["env"]]
     assert contract.ENV_EXPECTED_SHA256 not in names
 
@@ -167,9 +172,9 @@ def test_unpinned_storage_uri_sets_no_expected_sha() -> None:
 def test_replicas_or_hpa(
     md_spec: dict[str, Any], replicas: int | None, hpa: tuple[int, int, int] | None
 ) -> None:
-    body = model_deployment({"model": {"trainingJobRef": {"name": "iris"}}, **md_spec})
+    body = md({"model": {"trainingJobRef": {"name": "iris"}}, **md_spec})
     deployment = serving.build_deployment(
-        body, MODEL, SETTINGS, replicas=serving.deployment_replicas(spec(body), None)
+        body, MODEL, CONFIG, replicas=serving.deployment_replicas(body.spec, None)
     )
     assert deployment["spec"].get("replicas") == replicas
     built = serving.build_hpa(body)
@@ -190,16 +195,16 @@ def test_replicas_or_hpa(
 
 def test_image_override_and_resources() -> None:
     resources = {"requests": {"cpu": "100m"}, "limits": {"memory": "512Mi"}}
-    body = model_deployment(
+    body = md(
         {"model": {"trainingJobRef": {"name": "iris"}}, "image": "mine:2", "resources": resources}
     )
-    c = container(serving.build_deployment(body, MODEL, SETTINGS, replicas=1))
+    c = container(serving.build_deployment(body, MODEL, CONFIG, replicas=1))
     assert c["image"] == "mine:2"
     assert c["resources"] == resources
 
 
 def test_service_maps_80_to_the_http_port() -> None:
-    service = serving.build_service(model_deployment())
+    service = serving.build_service(md())
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     ]
@@ -224,7 +229,7 @@ def deployment(
     replica_failure: bool = False,
 ) -> dict[str, Any]:
     built = serving.build_deployment(
-        model_deployment(), MODEL.model_copy(update={"sha256": sha}), SETTINGS, replicas=1
+        md(), MODEL.model_copy(update={"sha256": sha}), CONFIG, replicas=1
     )
     built["metadata"]["generation"] = generation
     built["spec"]["replicas"] = spec_replicas
@@ -407,9 +412,7 @@ def test_serving_status(
     degraded: str,
     failure: str | None,
 ) -> None:
-    status = serving.serving_status(
-        model_deployment(), RESOLVED, MODEL, the_deployment, pods, at=AT
-    )
+    status = serving.serving_status(md(), RESOLVED, MODEL, the_deployment, pods, at=AT)
     conds = {c.type: c.status for c in status.conditions}
     assert status.phase == phase, case
     assert conds["Ready"] == ready
@@ -421,7 +424,7 @@ def test_serving_status(
 
 
 def test_hpa_decides_the_desired_count() -> None:
-    body = model_deployment(
+    body = md(
         {
             "model": {"trainingJobRef": {"name": "iris"}},
             "autoscaling": {"minReplicas": 1, "maxReplicas": 5},
@@ -434,7 +437,7 @@ def test_hpa_decides_the_desired_count() -> None:
 
 
 def test_not_ready_below_min_replicas_before_the_hpa_acts() -> None:
-    body = model_deployment(
+    body = md(
         {
             "model": {"trainingJobRef": {"name": "iris"}},
             "autoscaling": {"minReplicas": 2, "maxReplicas": 5},
@@ -452,7 +455,7 @@ def test_not_ready_below_min_replicas_before_the_hpa_acts() -> None:
 )
 def test_no_model_means_not_ready_and_no_url(reason: str, phase: str, degraded: str) -> None:
     resolution = serving.Resolution(None, reason, "TrainingJob iris ...")
-    status = serving.serving_status(model_deployment(), resolution, None, None, [], at=AT)
+    status = serving.serving_status(md(), resolution, None, None, [], at=AT)
     conds = {c.type: (c.status, c.reason) for c in status.conditions}
     assert status.phase == phase
     assert conds["Ready"] == ("False", reason)
@@ -463,7 +466,7 @@ def test_no_model_means_not_ready_and_no_url(reason: str, phase: str, degraded: 
 def test_serving_a_previous_model_while_the_spec_names_none_is_not_ready() -> None:
     # e.g. the spec moved from a storageUri to a TrainingJob whose only model failed its gate
     resolution = serving.Resolution(None, "GateNotMet", "TrainingJob iris failed its gate")
-    status = serving.serving_status(model_deployment(), resolution, MODEL, deployment(), [], at=AT)
+    status = serving.serving_status(md(), resolution, MODEL, deployment(), [], at=AT)
     conds = {c.type: c.status for c in status.conditions}
     assert status.phase == "Degraded"
     assert conds == {"Ready": "False", "Progressing": "True", "Degraded": "True"}
@@ -471,8 +474,8 @@ def test_serving_a_previous_model_while_the_spec_names_none_is_not_ready() -> No
 
 
 def test_status_is_stable_when_nothing_changes() -> None:
-    first = serving.serving_status(model_deployment(), RESOLVED, MODEL, deployment(), [], at=AT)
-    body = model_deployment(status=first.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    first = serving.serving_status(md(), RESOLVED, MODEL, deployment(), [], at=AT)
+    body = md(status=first.model_dump(by_alias=True, exclude_none=True, mode="json"))
     again = serving.serving_status(
         body, RESOLVED, MODEL, deployment(), [], at="2030-01-01T00:00:00Z"
     )
@@ -494,7 +497,7 @@ def test_an_hpa_that_cannot_scale_degrades_but_the_model_answers() -> None:
         }
     }
     status = serving.serving_status(
-        model_deployment(), RESOLVED, MODEL, deployment(), [server_pod()], hpa=hpa, at=AT
+        md(), RESOLVED, MODEL, deployment(), [server_pod()], hpa=hpa, at=AT
     )
     conds = {c.type: c.status for c in status.conditions}
     assert status.phase == "Ready" and conds["Ready"] == "True"
@@ -506,8 +509,76 @@ def test_an_hpa_that_cannot_scale_degrades_but_the_model_answers() -> None:
 def test_a_spec_change_that_keeps_the_model_does_not_flap_ready() -> None:
     # e.g. a touched field bumps the Deployment's generation before its controller observes it
     status = serving.serving_status(
-        model_deployment(), RESOLVED, MODEL, deployment(observed=1), [server_pod()], at=AT
+        md(), RESOLVED, MODEL, deployment(observed=1), [server_pod()], at=AT
     )
     conds = {c.type: c.status for c in status.conditions}
     assert status.phase == "Ready" and conds["Ready"] == "True"
     assert conds["Progressing"] == "True", "the controller has yet to observe it"
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+AUTOSCALED = {
+    "model": {"trainingJobRef": {"name": "iris"}},
+    "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
+    "resources": {"requests": {"cpu": "1"}},
+}
+
+
+def test_plan_applies_deployment_service_then_hpa_and_deletes_the_pdb_it_no_longer_wants() -> None:
+    planned = serving.plan(
+        md(AUTOSCALED), TrainingJobStatus.model_validate(TJ_SUCCEEDED), None, CONFIG
+    )
+    assert [m["kind"] for m in planned.apply] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+    ]
+    assert planned.delete == (("policy/v1", "PodDisruptionBudget"),)
+    assert planned.model == MODEL
+
+
+def test_plan_without_a_model_applies_nothing() -> None:
+    planned = serving.plan(
+        md(), TrainingJobStatus.model_validate({"phase": "Running"}), None, CONFIG
+    )
+    assert (planned.model, planned.apply, planned.delete) == (None, (), ())
+    assert planned.resolution.reason == "ModelNotReady"
+
+
+def test_plan_keeps_serving_what_the_live_template_carries() -> None:
+    # the TrainingJob retrains: no model resolved, the live Deployment's model stays served
+    live = deployment(sha="c" * 64)
+    planned = serving.plan(
+        md(), TrainingJobStatus.model_validate({"phase": "Running"}), live, CONFIG
+    )
+    assert planned.model is not None and planned.model.sha256 == "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("md_spec", "field"),
+    [
+        ({"model": {"trainingJobRef": {"name": "iris"}}, "image": "evil:1"}, "spec.image"),
+        ({"model": {"storageUri": "pvc://"}}, "pvc://"),
+    ],
+)
+def test_plan_refuses_what_the_operator_cannot_serve(md_spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidSpec) as raised:
+        serving.plan(md(md_spec), None, None, CONFIG)
+    assert field in raised.value.message
+
+
+def test_an_invalid_spec_is_degraded_and_not_ready() -> None:
+    status = serving.invalid_spec_status(
+        md().metadata, ModelDeploymentStatus(), InvalidSpec("spec.image: not allowed"), at=AT
+    )
+    conds = {c.type: (c.status, c.reason) for c in status.conditions}
+    assert status.phase == "Degraded"
+    assert conds == {
+        "Ready": ("False", "InvalidSpec"),
+        "Progressing": ("False", "InvalidSpec"),
+        "Degraded": ("True", "InvalidSpec"),
+    }
+    assert (
+        status.last_failure is not None and status.last_failure.message == "spec.image: not allowed"
+    )

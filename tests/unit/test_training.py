@@ -15,13 +15,20 @@ from factories import (
     training_job,
 )
 from modelyard import naming, training
-from modelyard.api import TrainingJobSpec
+from modelyard.api import InvalidSpec, TrainingJob, TrainingJobSpec, TrainingJobStatus
 from modelyard.settings import OperatorSettings
 from modelyard_runtime import contract
 from modelyard_runtime.spec import TrainingSpec
 from pydantic import ValidationError
 
 SETTINGS = OperatorSettings(runtime_image="runtime:1", default_storage_uri="pvc://models")
+CONFIG = training.TrainerConfig.of(SETTINGS)
+
+
+def tj(spec: dict[str, Any] | None = None, **kwargs: Any) -> TrainingJob:
+    return TrainingJob.parse(training_job(spec, **kwargs))
+
+
 AT = "2024-01-02T03:04:05Z"
 
 
@@ -38,7 +45,7 @@ def container_of(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_job_runs_the_trainer_with_the_contract_env() -> None:
-    manifest = training.build_job(training_job(), SETTINGS)
+    manifest = training.build_job(tj(), CONFIG)
     env = env_of(manifest)
     assert manifest["metadata"]["name"] == "iris-g1"
     assert container_of(manifest)["command"] == ["modelyard-train"]
@@ -61,7 +68,7 @@ def test_job_runs_the_trainer_with_the_contract_env() -> None:
     ],
 )
 def test_output_pvc_is_mounted(output: dict[str, Any], claim: str, output_dir: str) -> None:
-    manifest = training.build_job(training_job({**IRIS_SPEC, "output": output}), SETTINGS)
+    manifest = training.build_job(tj({**IRIS_SPEC, "output": output}), CONFIG)
     volumes = {v["name"]: v for v in manifest["spec"]["template"]["spec"]["volumes"]}
     assert volumes["models"]["persistentVolumeClaim"] == {"claimName": claim}
     mounts = {m["name"]: m for m in container_of(manifest)["volumeMounts"]}
@@ -71,7 +78,7 @@ def test_output_pvc_is_mounted(output: dict[str, Any], claim: str, output_dir: s
 
 def test_pvc_dataset_is_mounted_read_only() -> None:
     spec = {**IRIS_SPEC, "dataset": {"uri": "pvc://data/x/train.csv", "target": "y"}}
-    manifest = training.build_job(training_job(spec), SETTINGS)
+    manifest = training.build_job(tj(spec), CONFIG)
     volumes = {v["name"]: v for v in manifest["spec"]["template"]["spec"]["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "data", "readOnly": True}
     mounts = {m["name"]: m for m in container_of(manifest)["volumeMounts"]}
@@ -82,13 +89,13 @@ def test_pvc_dataset_is_mounted_read_only() -> None:
 
 
 def test_builtin_dataset_mounts_no_data() -> None:
-    manifest = training.build_job(training_job(), SETTINGS)
+    manifest = training.build_job(tj(), CONFIG)
     names = [v["name"] for v in manifest["spec"]["template"]["spec"]["volumes"]]
     assert names == ["tmp", "models"]
 
 
 def test_pod_failure_policy_follows_the_contract() -> None:
-    manifest = training.build_job(training_job(), SETTINGS)
+    manifest = training.build_job(tj(), CONFIG)
     rules = manifest["spec"]["podFailurePolicy"]["rules"]
     assert rules[0]["action"] == "FailJob"
     assert rules[0]["onExitCodes"]["operator"] == "In"
@@ -103,7 +110,7 @@ def test_pod_failure_policy_follows_the_contract() -> None:
 
 
 def test_job_is_restricted_and_labelled_and_owned() -> None:
-    manifest = training.build_job(training_job(), SETTINGS)
+    manifest = training.build_job(tj(), CONFIG)
     pod_spec = manifest["spec"]["template"]["spec"]
     assert pod_spec["securityContext"]["runAsNonRoot"] is True
     assert pod_spec["securityContext"]["runAsUser"] == 10001
@@ -142,7 +149,7 @@ def test_job_is_restricted_and_labelled_and_owned() -> None:
     ],
 )
 def test_job_knobs_pass_through(extra: dict[str, Any], expected: dict[str, Any]) -> None:
-    manifest = training.build_job(training_job({**IRIS_SPEC, **extra}), SETTINGS)
+    manifest = training.build_job(tj({**IRIS_SPEC, **extra}), CONFIG)
     for key, value in expected.items():
         assert manifest["spec"][key] == value
     if "activeDeadlineSeconds" not in extra:  # bounded in time all the same
@@ -150,7 +157,7 @@ def test_job_knobs_pass_through(extra: dict[str, Any], expected: dict[str, Any])
 
 
 def test_no_trainer_is_best_effort() -> None:
-    manifest = training.build_job(training_job(IRIS_SPEC), SETTINGS)
+    manifest = training.build_job(tj(IRIS_SPEC), CONFIG)
     assert container_of(manifest)["resources"] == {
         "requests": {"cpu": "500m", "memory": "512Mi"},
         "limits": {"memory": "2Gi"},
@@ -163,7 +170,7 @@ def test_one_claim_for_data_and_models_is_one_volume() -> None:
         "dataset": {"uri": "pvc://shared/data/train.csv", "target": "y"},
         "output": {"storageUri": "pvc://shared/models/iris"},
     }
-    pod_spec = training.build_job(training_job(spec), SETTINGS)["spec"]["template"]["spec"]
+    pod_spec = training.build_job(tj(spec), CONFIG)["spec"]["template"]["spec"]
     claims = [
         v["persistentVolumeClaim"]["claimName"]
         for v in pod_spec["volumes"]
@@ -189,13 +196,13 @@ def test_dataset_uris_stay_inside_their_claim(uri: str) -> None:
 
 def test_resources_pass_through() -> None:
     resources = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
-    manifest = training.build_job(training_job({**IRIS_SPEC, "resources": resources}), SETTINGS)
+    manifest = training.build_job(tj({**IRIS_SPEC, "resources": resources}), CONFIG)
     assert container_of(manifest)["resources"] == resources
 
 
 def test_builder_is_deterministic_and_json_serialisable() -> None:
-    first = training.build_job(training_job(), SETTINGS)
-    assert first == training.build_job(training_job(), SETTINGS)
+    first = training.build_job(tj(), CONFIG)
+    assert first == training.build_job(tj(), CONFIG)
     json.dumps(first)
 
 
@@ -218,13 +225,13 @@ def test_job_name_fits_63_characters(name: str, generation: int, expected: str |
 
 
 def test_spec_change_retrains_but_suspend_does_not() -> None:
-    first = training_job(generation=1)
-    existing = training.build_job(first, SETTINGS)
-    suspended = training_job({**IRIS_SPEC, "suspend": True}, generation=2)
+    first = tj(generation=1)
+    existing = training.build_job(first, CONFIG)
+    suspended = tj({**IRIS_SPEC, "suspend": True}, generation=2)
     assert training.training_generation(suspended, [existing]) == 1
-    changed = training_job({**IRIS_SPEC, "seed": 7}, generation=3)
+    changed = tj({**IRIS_SPEC, "seed": 7}, generation=3)
     assert training.training_generation(changed, [existing]) == 3
-    assert training.build_job(changed, SETTINGS)["metadata"]["name"] == "iris-g3"
+    assert training.build_job(changed, CONFIG)["metadata"]["name"] == "iris-g3"
 
 
 # --- status --------------------------------------------------------------------------------------
@@ -233,11 +240,9 @@ def test_spec_change_retrains_but_suspend_does_not() -> None:
 def status_of(
     the_job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
-    body: dict[str, Any] | None = None,
+    body: TrainingJob | None = None,
 ) -> Any:
-    return training.training_status(
-        body or training_job(), the_job, pods, job_name="iris-g1", at=AT
-    )
+    return training.training_status(body or tj(), the_job, pods, job_name="iris-g1", at=AT)
 
 
 def conditions(status: Any) -> dict[str, tuple[str, str]]:
@@ -446,21 +451,21 @@ def test_unfinished_job(
 
 def test_missing_job_is_pending_or_suspended() -> None:
     assert status_of(None, []).phase == "Pending"
-    suspended = training_job({**IRIS_SPEC, "suspend": True})
+    suspended = tj({**IRIS_SPEC, "suspend": True})
     assert status_of(None, [], suspended).phase == "Suspended"
 
 
 def test_finished_job_removed_by_ttl_keeps_its_record() -> None:
     pods = [pod(phase="Succeeded", terminated=terminated(0, result(), "Completed"))]
     done = status_of(job(succeeded=1, condition=("Complete", "CompletionsReached")), pods)
-    body = training_job(status=done.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    body = tj(status=done.model_dump(by_alias=True, exclude_none=True, mode="json"))
     again = training.training_status(body, None, [], job_name="iris-g1", at="2030-01-01T00:00:00Z")
     assert again == done
 
 
 def test_last_transition_time_moves_only_on_a_transition() -> None:
     first = status_of(job(active=1), [pod()])
-    body = training_job(status=first.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    body = tj(status=first.model_dump(by_alias=True, exclude_none=True, mode="json"))
     later = "2030-01-01T00:00:00Z"
     same = training.training_status(body, job(active=1), [pod()], job_name="iris-g1", at=later)
     assert same == first
@@ -484,7 +489,9 @@ def test_exit_zero_without_a_result_is_a_failure() -> None:
 
 
 def test_invalid_spec_status() -> None:
-    status = training.invalid_spec_status(training_job(), "dataset: set exactly one", at=AT)
+    status = training.invalid_spec_status(
+        tj().metadata, TrainingJobStatus(), InvalidSpec("spec.dataset: set exactly one"), at=AT
+    )
     assert status.phase == "Failed"
     assert conditions(status)["Failed"] == ("True", "InvalidSpec")
 
@@ -493,14 +500,13 @@ def test_the_trainer_gets_the_operators_size_limits() -> None:
     settings = OperatorSettings(runtime_image="runtime:1", size_limits={"n_estimators": 50})  # type: ignore[arg-type]
     env = {
         e["name"]: e["value"]
-        for e in container_of(training.build_job(training_job(), settings))["env"]
+        for e in container_of(training.build_job(tj(), training.TrainerConfig.of(settings)))["env"]
     }
     assert json.loads(env[contract.ENV_SIZE_LIMITS])["nEstimators"] == 50
 
 
 def test_a_result_whose_pod_vanished_is_lost_not_no_result() -> None:
-    body = training_job()
-    body["status"] = {"jobName": "iris-g1", "phase": "Running"}
+    body = tj(status={"jobName": "iris-g1", "phase": "Running"})
     status = training.training_status(
         body,
         job(succeeded=1, condition=("Complete", "CompletionsReached")),
@@ -510,3 +516,45 @@ def test_a_result_whose_pod_vanished_is_lost_not_no_result() -> None:
     )
     assert status.phase == "Failed"
     assert status.last_failure is not None and status.last_failure.reason == "ResultLost"
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+
+def test_plan_creates_the_current_generations_job() -> None:
+    planned = training.plan(tj(), [], CONFIG)
+    assert planned.job_name == "iris-g1" and planned.job is None
+    assert planned.apply is not None and planned.apply["metadata"]["name"] == "iris-g1"
+    assert planned.delete == ()
+
+
+def test_plan_does_not_reapply_a_recorded_finished_job() -> None:
+    finished = job(succeeded=1, condition=("Complete", "CompletionsReached"))
+    planned = training.plan(tj(status={"jobName": "iris-g1"}), [finished], CONFIG)
+    assert planned.apply is None and planned.job is finished
+
+
+def test_plan_never_recreates_a_recorded_job_that_is_gone() -> None:
+    planned = training.plan(tj(status={"jobName": "iris-g1", "phase": "Running"}), [], CONFIG)
+    assert planned.apply is None and planned.job is None  # training_status says JobDeleted
+
+
+def test_plan_counts_a_job_deleted_before_its_end_as_gone() -> None:
+    deleting = job(active=1)
+    deleting["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z"
+    planned = training.plan(tj(status={"jobName": "iris-g1"}), [deleting], CONFIG)
+    assert planned.job is None and planned.apply is None
+
+
+def test_plan_deletes_the_jobs_of_an_older_spec() -> None:
+    old = job(name="iris-g1", succeeded=1, condition=("Complete", "CompletionsReached"))
+    planned = training.plan(tj({**IRIS_SPEC, "seed": 7}, generation=2), [old], CONFIG)
+    assert planned.job_name == "iris-g2" and planned.delete == ("iris-g1",)
+
+
+def test_plan_refuses_a_spec_over_the_size_limits() -> None:
+    limited = training.TrainerConfig.of(
+        OperatorSettings(runtime_image="runtime:1", size_limits={"max_iter": 100})  # type: ignore[arg-type]
+    )
+    with pytest.raises(InvalidSpec, match="max_iter"):
+        training.plan(tj(), [], limited)  # IRIS_SPEC asks for max_iter 500

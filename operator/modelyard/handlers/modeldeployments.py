@@ -4,23 +4,13 @@ too, see ``trainingjobs``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from modelyard import API_GROUP, API_VERSION, naming
-from modelyard.api import MODEL_DEPLOYMENT_KIND, MODEL_DEPLOYMENT_PLURAL
+from modelyard.api import MODEL_DEPLOYMENT_KIND, MODEL_DEPLOYMENT_PLURAL, status_caught_up
 from modelyard.handlers.lifecycle import state
-
-
-def status_caught_up(body: Mapping[str, Any]) -> bool:
-    """The status already answers the current spec (``observedGeneration == generation``): a
-    MODIFIED event then comes from a status or metadata write -- most often the operator's own
-    -- and nothing it decides on has changed (children have their own handlers)."""
-    status = body.get("status") or {}
-    generation = (body.get("metadata") or {}).get("generation")
-    return generation is not None and status.get("observedGeneration") == generation
 
 
 @kopf.on.event(API_GROUP, API_VERSION, MODEL_DEPLOYMENT_PLURAL)

@@ -8,9 +8,8 @@ from typing import Any
 import kopf
 
 from modelyard import API_GROUP, API_VERSION, naming
-from modelyard.api import TRAINING_JOB_KIND, TRAINING_JOB_PLURAL
+from modelyard.api import TRAINING_JOB_KIND, TRAINING_JOB_PLURAL, status_caught_up
 from modelyard.handlers.lifecycle import State, state
-from modelyard.handlers.modeldeployments import status_caught_up
 
 
 def reconcile(shared: State, namespace: str, name: str) -> None:
