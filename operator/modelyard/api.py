@@ -204,12 +204,75 @@ class Autoscaling(CamelModel):
         return self
 
 
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+MIN_DRIFT_INTERVAL_SECONDS = 5
+
+
+def duration_seconds(text: str) -> int:
+    """``1h30m``, ``5m``, ``90s`` (the CRD's pattern) -> seconds."""
+    match = re.fullmatch(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", text)
+    if match is None or not text:
+        raise ValueError(f"{text!r} is not a duration like 5m, 1h or 90s")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+class DriftWindow(CamelModel):
+    """The recent rows each server pod keeps (a ring buffer): at most ``size``, none older
+    than ``maxAge``."""
+
+    size: int = Field(default=1000, ge=10, le=100_000)
+    max_age: str = Field(default="1h", min_length=2, pattern=DURATION_PATTERN)
+
+    @property
+    def max_age_seconds(self) -> int:
+        return duration_seconds(self.max_age)
+
+
+class DriftMonitoring(CamelModel):
+    """Data and prediction drift of the served model against its training reference."""
+
+    enabled: bool = False
+    interval: str = Field(default="5m", min_length=2, pattern=DURATION_PATTERN)
+    window: DriftWindow = Field(default_factory=DriftWindow)
+    min_samples: int = Field(default=200, ge=1, le=100_000)
+    tests: Literal["Auto"] = "Auto"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["Bonferroni", "FDR"] = "Bonferroni"
+    min_effect: float = Field(default=0.1, ge=0)
+    persistence: int = Field(default=2, ge=1, le=100)
+    prediction_drift: bool = True
+
+    @model_validator(mode="after")
+    def _durations(self) -> DriftMonitoring:
+        if duration_seconds(self.interval) < MIN_DRIFT_INTERVAL_SECONDS:
+            raise ValueError(f"interval: at least {MIN_DRIFT_INTERVAL_SECONDS}s between checks")
+        if self.window.max_age_seconds < 1:
+            raise ValueError("monitoring.drift.window.maxAge: at least 1s")
+        return self
+
+    @property
+    def interval_seconds(self) -> int:
+        return duration_seconds(self.interval)
+
+
+class Monitoring(CamelModel):
+    drift: DriftMonitoring | None = None
+
+
 class ModelDeploymentSpec(CamelModel):
     model: ModelSource
     replicas: int | None = Field(default=None, ge=0, le=1000)
     autoscaling: Autoscaling | None = None
     resources: ResourceRequirements | None = None
     image: str | None = Field(default=None, min_length=1)
+    monitoring: Monitoring | None = None
+
+    @property
+    def drift(self) -> DriftMonitoring | None:
+        """The drift monitoring asked for, ``None`` when off."""
+        drift = self.monitoring.drift if self.monitoring is not None else None
+        return drift if drift is not None and drift.enabled else None
 
     @model_validator(mode="after")
     def _replicas_or_autoscaling(self) -> ModelDeploymentSpec:
@@ -239,6 +302,35 @@ class ModelStatus(CamelModel):
     sha256: str | None = None
 
 
+DriftState = Literal["NoDrift", "Drifting", "InsufficientData"]
+
+
+class FeatureDrift(CamelModel):
+    """One test of one feature (or of the model's output) on the pooled window."""
+
+    name: str
+    test: str
+    statistic: float | None = None
+    p_value: float | None = None
+    effect: float | None = None
+    drifted: bool = False
+
+
+class DriftStatus(CamelModel):
+    """The drift verdict: ``state`` turns to Drifting only after ``persistence`` drifting checks
+    in a row and back after three clean ones; ``since`` is when it last changed."""
+
+    state: DriftState
+    since: str
+    last_checked: str
+    model_version: str  # the served model the verdict is about; a new model starts afresh
+    samples: int = 0
+    pods: int = 0
+    message: str | None = None
+    features: list[FeatureDrift] = Field(default_factory=list)
+    prediction: FeatureDrift | None = None
+
+
 class ModelDeploymentStatus(CamelModel):
     phase: ServingPhase | None = None
     observed_generation: int | None = None
@@ -248,6 +340,7 @@ class ModelDeploymentStatus(CamelModel):
     url: str | None = None
     model: ModelStatus | None = None
     last_failure: LastFailure | None = None
+    drift: DriftStatus | None = None
 
 
 # --- whole objects, parsed once at the edge ------------------------------------------------------

@@ -171,6 +171,26 @@ class Kube:
         except NotFoundError:
             log.debug("%s %s/%s is gone; status not written", kind, namespace, name)
 
+    def pod_proxy_get(
+        self, namespace: str, pod: str, port: int, path: str, query: dict[str, str] | None = None
+    ) -> Any:
+        """GET ``path`` on a pod's ``port`` through the API server's pod proxy (RBAC:
+        ``pods/proxy`` get): no network path beyond the one to the API server. Returns the
+        decoded JSON; raises ``ApiException`` (the pod's own 4xx/5xx, or the proxy's)."""
+        api = self.dynamic.client
+        request = api.param_serialize(
+            method="GET",
+            resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}",
+            query_params=list((query or {}).items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+        response.read()
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=response.reason)
+        return json.loads(response.data)
+
     def events_about(self, namespace: str, kind: str, name: str) -> builtins.list[dict[str, Any]]:
         """The core/v1 Events whose involved object is ``kind``/``name``."""
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"

@@ -32,6 +32,7 @@ from modelyard.api import (
     previous_training_status,
 )
 from modelyard.conditions import now
+from modelyard.drift_monitor import Schedule
 from modelyard.events import phase_event
 from modelyard.failures import event_failure, waiting_to_start
 from modelyard.followers import Followers
@@ -72,6 +73,7 @@ class Reconciler:
         self.server = serving.ServerConfig.of(settings)
         self.locks = ObjectLocks()
         self.followers = Followers()
+        self.drift_schedule = Schedule()  # which ModelDeployments the drift monitor checks
 
     def _write_status(
         self,
@@ -209,6 +211,7 @@ class Reconciler:
             body = self.kube.get(API_GROUP_VERSION, MODEL_DEPLOYMENT_KIND, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 self.followers.set(namespace, name, None)
+                self.drift_schedule.set(namespace, name, None)
                 return
             with _unless_namespace_terminating():
                 self._reconcile_model_deployment(body)
@@ -220,6 +223,7 @@ class Reconciler:
             meta = md.metadata
             ref = md.spec.model.training_job_ref
             self.followers.set(meta.namespace, meta.name, ref.name if ref else None)
+            self.drift_schedule.set(meta.namespace, meta.name, md.spec.drift)
             training_job = None
             if ref is not None:
                 tj_body = self.kube.get(

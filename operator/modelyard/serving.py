@@ -8,7 +8,7 @@ from typing import Any
 
 from modelyard_runtime import contract
 
-from modelyard import FIELD_MANAGER, naming
+from modelyard import FIELD_MANAGER, monitoring, naming
 from modelyard.api import (
     Condition,
     InvalidSpec,
@@ -189,6 +189,12 @@ def build_deployment(
     ]
     if model.sha256:
         env.append({"name": contract.ENV_EXPECTED_SHA256, "value": model.sha256})
+    if spec.drift is not None:  # each pod keeps a window of recent rows for the drift monitor
+        window = spec.drift.window
+        env.append({"name": contract.ENV_DRIFT_WINDOW, "value": str(window.size)})
+        env.append(
+            {"name": contract.ENV_DRIFT_MAX_AGE_SECONDS, "value": str(window.max_age_seconds)}
+        )
     container: dict[str, Any] = {
         "name": SERVER_CONTAINER,
         "image": spec.image or config.image,
@@ -609,6 +615,13 @@ def serving_status(
             failure.message if failure else "",
         ),
     ]
+    # The drift monitor's last verdict on the model served now (it writes status.drift itself);
+    # it adds the DataDrift condition and never touches Ready.
+    drift = prev.drift
+    if spec.drift is None or drift is None or drift.model_version != model.version:
+        drift = None
+    else:
+        conditions.append(make(monitoring.CONDITION_TYPE, *monitoring.condition_of(drift)))
     return ModelDeploymentStatus(
         phase=phase,
         observed_generation=meta.generation,
@@ -618,4 +631,5 @@ def serving_status(
         url=naming.service_url(meta.name, meta.namespace),
         model=model,
         last_failure=failure,
+        drift=drift,
     )

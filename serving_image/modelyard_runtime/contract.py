@@ -144,6 +144,8 @@ ENV_PORT = "MODELYARD_PORT"
 ENV_MAX_BODY_BYTES = "MODELYARD_MAX_BODY_BYTES"
 ENV_HOST = "MODELYARD_HOST"  # the server's listen address (default 0.0.0.0)
 ENV_LOG_LEVEL = "MODELYARD_LOG_LEVEL"  # both entrypoints (default info)
+ENV_DRIFT_WINDOW = "MODELYARD_DRIFT_WINDOW"  # server: recent rows kept for drift checks (0: off)
+ENV_DRIFT_MAX_AGE_SECONDS = "MODELYARD_DRIFT_MAX_AGE_SECONDS"  # server: older rows are not shown
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"  # the kubelet reads it (both entrypoints)
 DEFAULT_DATA_ROOT = "/mnt/data"
@@ -239,7 +241,10 @@ class ModelMetadata(WireModel):
     dataset: DatasetInfo
     validation: ValidationResult
     reference: list[FeatureStats] = Field(default_factory=list)
+    # Training rows (stratified by class or target quantile) in feature order: the server's
+    # warm-up input and the drift baseline; the model's outputs on them, the output baseline.
     reference_sample: list[list[Any]] = Field(default_factory=list)
+    reference_predictions: list[Any] = Field(default_factory=list)
 
 
 # --- the trainer's result on the termination log ----------------------------------------------

@@ -28,7 +28,8 @@ def check_artifact(run: TrainerRun) -> ModelMetadata:
     assert metadata.sha256 == sha256_of(run.model_dir / "model.skops")
     assert result.model.uri == f"file://{run.output_dir}/{result.model.version}"
     assert metadata.model_version == result.model.version
-    assert 0 < len(metadata.reference_sample) <= 100
+    assert 0 < len(metadata.reference_sample) <= 2000
+    assert len(metadata.reference_predictions) == len(metadata.reference_sample)
     assert len(metadata.reference_sample[0]) == len(metadata.features)
     assert [r.name for r in metadata.reference] == [f.name for f in metadata.features]
     assert metadata.dataset.digest.startswith("sha256:")
@@ -36,10 +37,13 @@ def check_artifact(run: TrainerRun) -> ModelMetadata:
     assert [p.name for p in run.output_dir.iterdir()] == [result.model.version]
     # Serving gets raw features: the stored pipeline predicts from them.
     model = skops.io.load(run.model_dir / "model.skops", trusted=list(SERVER_TRUSTED_TYPES))
-    sample = np.asarray(metadata.reference_sample, dtype=object)
+    # (as the server reads it: a missing value, None in JSON, is NaN to the pipeline)
+    rows = [[np.nan if v is None else v for v in row] for row in metadata.reference_sample]
+    sample = np.asarray(rows, dtype=object)
     if all(f.kind == "numeric" for f in metadata.features):
         sample = np.asarray(metadata.reference_sample, dtype=float)
-    assert len(model.predict(sample)) == len(sample)
+    # The output baseline is the stored model's own predictions on the stored sample.
+    assert model.predict(sample).tolist() == metadata.reference_predictions
     return metadata
 
 

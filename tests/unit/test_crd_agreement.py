@@ -380,6 +380,12 @@ CEL_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         with_(MD, autoscaling={"maxReplicas": 3}, resources={"requests": {"memory": "1Gi"}}),
         with_(MD, autoscaling={"maxReplicas": 3}, resources=CPU),
     ),
+    (
+        "interval: at least 5s between checks",
+        "ModelDeployment",
+        with_(MD, monitoring={"drift": {"enabled": True, "interval": "4s"}}),
+        with_(MD, monitoring={"drift": {"enabled": True, "interval": "5s"}}),
+    ),
 ]
 
 # CEL rules on metadata.name (root level): the operator's twin is a function of the name.

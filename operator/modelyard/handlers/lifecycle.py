@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from modelyard import naming
+from modelyard import drift_monitor, naming
 from modelyard.kube import Kube, load_client
 from modelyard.leader import LeaderElector
 from modelyard.reconcile import Reconciler
@@ -133,7 +133,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         )
     shared = State(operator, Reconciler(kube, operator), elector, [])
     memo.modelyard = shared
+    monitor = drift_monitor.DriftMonitor(
+        kube,
+        shared.reconciler.drift_schedule,
+        lambda namespace, name: shared.run(shared.reconciler.model_deployment, namespace, name),
+    )
     shared.tasks.append(asyncio.create_task(resync_forever(shared)))
+    shared.tasks.append(asyncio.create_task(drift_monitor.run_forever(monitor, shared.leading)))
     if elector is not None:
         shared.tasks.append(asyncio.create_task(elect_forever(shared, elector)))
     log.info("modelyard operator started", extra={"settings": operator.model_dump()})

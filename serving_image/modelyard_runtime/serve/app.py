@@ -107,7 +107,12 @@ def error_response(status: int, message: str) -> Response:
 
 
 def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Callable[..., Any]:
-    dataplane = Dataplane(metrics or ServerMetrics(), settings.max_inflight)
+    dataplane = Dataplane(
+        metrics or ServerMetrics(),
+        settings.max_inflight,
+        drift_window=settings.drift_window,
+        drift_max_age_seconds=settings.drift_max_age_seconds,
+    )
     state = ServerState(settings=settings, dataplane=dataplane)
     api = _metadata_api(state)
 
@@ -344,6 +349,18 @@ def _metadata_api(state: ServerState) -> FastAPI:
     @api.get("/v2/models/{name}/versions/{version}/ready")
     async def model_version_ready(name: str, version: str) -> Response:
         return json_response(200, dataplane.model_readiness(name, version))
+
+    # The drift window and this pod's check of it (a few ms of scipy: off the event loop).
+    @api.get("/v2/models/{name}/drift")
+    async def model_drift(name: str, request: Request) -> Response:
+        query = dict(request.query_params)
+        return json_response(200, await run_in_threadpool(dataplane.drift, name, None, query))
+
+    @api.get("/v2/models/{name}/versions/{version}/drift")
+    async def model_version_drift(name: str, version: str, request: Request) -> Response:
+        query = dict(request.query_params)
+        answer = await run_in_threadpool(dataplane.drift, name, version, query)
+        return json_response(200, answer)
 
     @api.get("/metrics")
     async def metrics() -> Response:

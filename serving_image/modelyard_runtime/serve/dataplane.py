@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sklearn
 
-from modelyard_runtime import __version__
+from modelyard_runtime import __version__, drift
 from modelyard_runtime.serve import codec
 from modelyard_runtime.serve.errors import Code, V2Error
 from modelyard_runtime.serve.metrics import ServerMetrics
-from modelyard_runtime.serve.model import PREDICT, LoadedModel, ModelLoadError, load_model
+from modelyard_runtime.serve.model import (
+    PREDICT,
+    PREDICT_PROBA,
+    LoadedModel,
+    ModelLoadError,
+    load_model,
+)
+from modelyard_runtime.serve.window import DriftWindow
 
 log = logging.getLogger("modelyard.serve")
 
@@ -46,15 +54,25 @@ class Served:
     signature: codec.Signature  # what the decoder checks a request against
     metrics: Any  # metrics._BoundMetrics: the model's labelled series
     seconds_per_row: float  # a warm predict, timed at warm-up
+    window: DriftWindow | None = None  # recent rows for the drift monitor, when it is on
+    reference: drift.Reference | None = None  # the training reference the window is tested on
 
 
 class Dataplane:
     """One server's model and its rules. Event-loop state (``inflight``) is touched by the
     event loop only; ``infer`` may run in a worker thread."""
 
-    def __init__(self, metrics: ServerMetrics, max_inflight: int) -> None:
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        max_inflight: int,
+        drift_window: int = 0,
+        drift_max_age_seconds: float = 3600,
+    ) -> None:
         self.metrics = metrics
         self.max_inflight = max_inflight
+        self.drift_window = drift_window
+        self.drift_max_age_seconds = drift_max_age_seconds
         self.served: Served | None = None
         self.ready = False
         self.inflight = 0  # inference requests admitted and not yet answered
@@ -80,11 +98,25 @@ class Dataplane:
 
     def install(self, model: LoadedModel, seconds_per_row: float) -> Served:
         classes = None if model.classes is None else model.classes.tolist()
+        bound = self.metrics.bind(model.name, model.version, classes)
+        window = reference = None
+        if self.drift_window > 0:
+            window = DriftWindow(
+                self.drift_window,
+                model.n_features,
+                self.drift_max_age_seconds,
+                row_dtype=np.float64 if model.numeric_only else object,
+                prediction_dtype=object if model.classes is not None else np.float64,
+            )
+            reference = drift_reference(model)
+            bound.watch_window(window.__len__)
         served = Served(
             model=model,
             signature=codec.Signature(model.features, model.outputs),
-            metrics=self.metrics.bind(model.name, model.version, classes),
+            metrics=bound,
             seconds_per_row=seconds_per_row,
+            window=window,
+            reference=reference,
         )
         self.served = served
         self.ready = True
@@ -143,11 +175,50 @@ class Dataplane:
 
     @staticmethod
     def infer(served: Served, request: codec.InferRequest) -> dict[str, np.ndarray]:
-        """The requested outputs of the model on ``request``."""
+        """The requested outputs of the model on ``request`` (kept in the drift window)."""
         try:
-            return served.model.predict(request.x, request.outputs)
+            results = served.model.predict(request.x, request.outputs)
         except Exception as error:
             raise inference_failed(served, request, error) from error
+        if served.window is not None:
+            served.window.append(request.x, predicted(served.model, results))
+        return results
+
+    # --- drift ----------------------------------------------------------------------------------
+
+    def drift(self, name: str, version: str | None, query: Mapping[str, str]) -> dict[str, Any]:
+        """The drift window (what the operator pools across pods), this pod's own check of it
+        with the tests the query names (also its Prometheus gauges), and with
+        ``reference=true`` the training reference to test against."""
+        served = self.resolve(name, version)
+        if served.window is None or served.reference is None:
+            raise V2Error(
+                Code.NOT_FOUND,
+                f"model {name!r} keeps no drift window: spec.monitoring.drift is not enabled",
+            )
+        try:
+            settings = drift.DriftTestSettings.from_query(dict(query))
+        except ValueError as error:
+            raise V2Error(Code.INVALID, str(error)) from None
+        window = served.window.snapshot().to_json()
+        report = drift.check(
+            served.reference, drift.Window(window["rows"], window["predictions"]), settings
+        )
+        served.metrics.drift_checked(
+            [
+                (t.name, t.p_value, t.effect, t.drifted)
+                for t in (*report.features, *([report.prediction] if report.prediction else []))
+            ]
+        )
+        answer: dict[str, Any] = {
+            "name": served.model.name,
+            "version": served.model.version,
+            "window": window,
+            "check": report.to_status(),
+        }
+        if query.get("reference", "").lower() == "true":
+            answer["reference"] = served.reference.to_json()
+        return answer
 
     def refused(self, error: V2Error) -> None:
         """Count a refused inference request (once the model's series exist)."""
@@ -175,6 +246,30 @@ def inference_failed(served: Served, request: codec.InferRequest, error: Excepti
         extra={"model": served.model.name, "rows": request.x.shape[0]},
     )
     return V2Error(Code.INTERNAL, f"inference failed: {type(error).__name__}: {error}")
+
+
+def predicted(model: LoadedModel, results: dict[str, np.ndarray]) -> np.ndarray:
+    """The predicted values (a request may ask for probabilities only)."""
+    if PREDICT in results or model.classes is None:  # only a classifier has probabilities
+        return results[PREDICT]
+    labels: np.ndarray = model.classes[np.argmax(results[PREDICT_PROBA], axis=1)]
+    return labels
+
+
+def drift_reference(model: LoadedModel) -> drift.Reference:
+    """The training reference of the drift tests: the artifact's sample (sha256-verified with
+    metadata.json) and the model's outputs on it (computed here for an older artifact)."""
+    metadata = model.metadata
+    predictions = metadata.reference_predictions
+    if not predictions:
+        outputs = model.predict(model.reference_matrix(), (PREDICT,))[PREDICT]
+        predictions = [v.item() if isinstance(v, np.generic) else v for v in outputs.tolist()]
+    return drift.Reference(
+        metadata.task,
+        tuple(drift.Column(f.name, f.kind) for f in model.features),
+        metadata.reference_sample,
+        predictions,
+    )
 
 
 def model_metadata(model: LoadedModel) -> dict[str, Any]:

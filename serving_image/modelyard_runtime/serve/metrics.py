@@ -1,14 +1,15 @@
-"""Prometheus metrics: requests by model, version and outcome; latency; predictions by class.
+"""Prometheus metrics: requests by model, version and outcome; latency; predictions by class;
+the drift window's size and its last check per feature (``feature="prediction"``: the outputs).
 
 Label children are bound once per model so the hot path only increments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate_latest
 
 OUTCOMES = ("ok", "bad_request", "not_found", "too_large", "not_ready", "overloaded", "error")
@@ -38,6 +39,31 @@ class ServerMetrics:
             ["model", "version", "class"],
             registry=self.registry,
         )
+        self.window_samples = Gauge(
+            "modelyard_drift_window_samples",
+            "Rows in this server's drift window",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        drift = ["model", "version", "feature"]
+        self.drift_p_value = Gauge(
+            "modelyard_drift_p_value",
+            "Corrected p-value of the last drift check of this server's window",
+            drift,
+            registry=self.registry,
+        )
+        self.drift_effect = Gauge(
+            "modelyard_drift_effect",
+            "Effect size of the last drift check (normed Wasserstein or Jensen-Shannon)",
+            drift,
+            registry=self.registry,
+        )
+        self.drift_drifted = Gauge(
+            "modelyard_drift_drifted",
+            "1 if the last drift check found this feature drifted",
+            drift,
+            registry=self.registry,
+        )
         self._bound: dict[tuple[str, str], _BoundMetrics] = {}
 
     def bind(self, model: str, version: str, classes: Sequence[object] | None) -> _BoundMetrics:
@@ -64,6 +90,18 @@ class _BoundMetrics:
         self._by_value: dict[object, Counter] = {
             c: self._by_class[str(c)] for c in (classes if classes is not None else [])
         }
+
+    def watch_window(self, samples: Callable[[], float]) -> None:
+        self._metrics.window_samples.labels(self._model, self._version).set_function(samples)
+
+    def drift_checked(self, tests: Sequence[tuple[str, float | None, float | None, bool]]) -> None:
+        """One drift check's ``(feature, p-value, effect, drifted)`` per test (NaN: none)."""
+        metrics, labels = self._metrics, (self._model, self._version)
+        for feature, p_value, effect, drifted in tests:
+            nan = float("nan")
+            metrics.drift_p_value.labels(*labels, feature).set(nan if p_value is None else p_value)
+            metrics.drift_effect.labels(*labels, feature).set(nan if effect is None else effect)
+            metrics.drift_drifted.labels(*labels, feature).set(1.0 if drifted else 0.0)
 
     def count_predictions(self, predicted: np.ndarray) -> None:
         if not self._by_class:

@@ -22,6 +22,9 @@ from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
+# The warm-up times a predict on this many reference rows: the per-row cost of a small batch,
+# which decides what runs inline (the reference sample itself holds up to 2,000 rows).
+WARM_UP_TIMED_ROWS = 100
 
 
 class ModelLoadError(Exception):
@@ -88,10 +91,11 @@ class LoadedModel:
         Returns the seconds a warm ``predict`` takes per row (for the server's choice of
         running a batch inline or in a thread)."""
         x = self.reference_matrix()
+        timed = x[:WARM_UP_TIMED_ROWS]
         try:
             results = self.predict(x, self.outputs)
             started = time.perf_counter()
-            self.predict(x, (PREDICT,))
+            self.predict(timed, (PREDICT,))
             seconds = time.perf_counter() - started
         except Exception as error:
             raise ModelLoadError(
@@ -99,7 +103,7 @@ class LoadedModel:
             ) from error
         if len(results[PREDICT]) != len(x):
             raise ModelLoadError("warm-up prediction returned the wrong number of rows")
-        return seconds / len(x)
+        return seconds / len(timed)
 
 
 def _read(path: str, what: str) -> bytes:

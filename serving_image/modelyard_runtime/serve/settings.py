@@ -4,7 +4,7 @@ One declarative table: each field of ``Settings`` names its variable and its par
 metadata; ``from_env`` reads them all the same way (a value is stripped; unset or empty means
 the field's default; a field without a default is required).
 
-Hand parsing rather than pydantic-settings (the operator's): nine variables do not warrant two
+Hand parsing rather than pydantic-settings (the operator's): eleven variables do not warrant two
 more packages in the runtime image and its lock, and the refusal a pod's termination message
 carries stays one line naming the variable.
 """
@@ -20,6 +20,8 @@ from typing import Any
 from modelyard_runtime.contract import (
     DEFAULT_RESULT_PATH,
     DEFAULT_SERVE_PORT,
+    ENV_DRIFT_MAX_AGE_SECONDS,
+    ENV_DRIFT_WINDOW,
     ENV_EXPECTED_SHA256,
     ENV_HOST,
     ENV_LOG_LEVEL,
@@ -36,6 +38,8 @@ DEFAULT_MODEL_NAME = "model"
 # Each admitted request holds several times its body (bytes, lists, arrays): 8 at the 8 MiB
 # body limit stay within a few hundred MiB. Small requests run inline and rarely overlap.
 DEFAULT_MAX_INFLIGHT = 8
+DEFAULT_DRIFT_MAX_AGE_SECONDS = 3600
+MAX_DRIFT_WINDOW = 100_000  # the CRD's bound too: rows x features floats per pod
 
 
 class SettingsError(ValueError):
@@ -68,6 +72,16 @@ def _positive_int(name: str, raw: str) -> int:
     return value
 
 
+def _window_rows(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from error
+    if not 0 <= value <= MAX_DRIFT_WINDOW:
+        raise SettingsError(f"{name}={raw!r} must be between 0 and {MAX_DRIFT_WINDOW}")
+    return value
+
+
 def _env(name: str, parse: Parser, required: str = "") -> dict[str, Any]:
     """A field's row of the table: its variable, its parser, and why it is required."""
     return {"env": name, "parse": parse, "required": required}
@@ -90,6 +104,11 @@ class Settings:
     max_inflight: int = _field(ENV_MAX_INFLIGHT, _positive_int, DEFAULT_MAX_INFLIGHT)
     log_level: str = _field(ENV_LOG_LEVEL, _lower, "info")
     termination_log: str = _field(ENV_TERMINATION_LOG, _text, DEFAULT_RESULT_PATH)
+    # The drift window: recent rows kept for the drift monitor (0: none kept, no endpoint).
+    drift_window: int = _field(ENV_DRIFT_WINDOW, _window_rows, 0)
+    drift_max_age_seconds: int = _field(
+        ENV_DRIFT_MAX_AGE_SECONDS, _positive_int, DEFAULT_DRIFT_MAX_AGE_SECONDS
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import skops.io
+from sklearn.model_selection import train_test_split
 
 from modelyard_runtime.contract import (
     METADATA_FILE,
@@ -28,7 +29,9 @@ from modelyard_runtime.contract import (
     sha256_of,
 )
 
-REFERENCE_SAMPLE_ROWS = 100
+REFERENCE_SAMPLE_ROWS = 2000
+REFERENCE_SAMPLE_VALUES = 200_000  # bounds metadata.json for wide data (rows x features)
+REFERENCE_STRATA = 10  # target quantile bins that stratify a regression's sample
 MAX_CATEGORY_FREQUENCIES = 50  # bounds metadata.json for high-cardinality columns
 
 
@@ -84,15 +87,32 @@ def reference_stats(features: pd.DataFrame, described: Sequence[FeatureInfo]) ->
     return stats
 
 
-def reference_sample(x: np.ndarray, seed: int) -> list[list[Any]]:
-    """Up to 100 training rows in feature order: the server's warm-up input, drift baseline."""
+def reference_sample(x: np.ndarray, y: np.ndarray, task: str, seed: int) -> np.ndarray:
+    """The row indices of up to REFERENCE_SAMPLE_ROWS training rows (fewer for wide data),
+    stratified by class, or by target decile for a regression, so that the drift baseline has
+    the training mix of outcomes; sorted, in training order."""
     rows = x.shape[0]
-    index = np.sort(
-        np.random.default_rng(seed).choice(
-            rows, size=min(rows, REFERENCE_SAMPLE_ROWS), replace=False
+    size = min(rows, REFERENCE_SAMPLE_ROWS, max(100, REFERENCE_SAMPLE_VALUES // max(1, x.shape[1])))
+    if size >= rows:
+        return np.arange(rows)
+    if task == "classification":
+        strata = y
+    else:
+        edges = np.unique(
+            np.quantile(y.astype(np.float64), np.linspace(0, 1, REFERENCE_STRATA + 1))
         )
-    )
-    return [[json_safe(v) for v in x[i]] for i in index]
+        strata = np.digitize(y.astype(np.float64), edges[1:-1])
+    index = np.arange(rows)
+    try:
+        picked, _ = train_test_split(index, train_size=size, stratify=strata, random_state=seed)
+    except ValueError:  # a stratum with a single row cannot be split: a plain random sample
+        picked = np.random.default_rng(seed).choice(rows, size=size, replace=False)
+    return np.sort(picked)
+
+
+def rows_of(x: np.ndarray) -> list[list[Any]]:
+    """Matrix rows as JSON values (NaN -> None)."""
+    return [[json_safe(v) for v in row] for row in x]
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,9 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
         for k, v in model.named_steps["model"].get_params(deep=False).items()
     }
 
+    sample = x_train[artifact.reference_sample(x_train, y_train, task, seed)]
+    sample_predictions = [artifact.json_safe(v) for v in model.predict(sample)]
+
     def build_metadata(sha256: str) -> ModelMetadata:
         return ModelMetadata(
             model_version=config.version,
@@ -149,7 +152,8 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
             dataset=dataset.info,
             validation=gate,
             reference=artifact.reference_stats(dataset.features, described),
-            reference_sample=artifact.reference_sample(x_train, seed),
+            reference_sample=artifact.rows_of(sample),
+            reference_predictions=sample_predictions,
         )
 
     written = artifact.write_artifact(config.output_dir, config.version, model, build_metadata)
