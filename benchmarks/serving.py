@@ -39,14 +39,17 @@ RESULTS_DIR = HERE / "results"
 LUA_SCRIPT = HERE / "post.lua"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
-SERVER_KINDS = ("modelyard", "mlserver", "kserve", "bare-asgi")
+SERVER_KINDS = ("modelyard", "modelyard-drift", "mlserver", "kserve", "bare-asgi")
 PEERS = ("mlserver", "kserve")
 FLOOR = "bare-asgi"
 OURS = "modelyard"
+OURS_DRIFT = "modelyard-drift"  # ours with the drift window on (spec.monitoring.drift)
+DRIFT_WINDOW = 1000  # the CRD's default window
 
 # Targets from the issue, checked on ratios measured within one run.
 TARGET_PEER_THROUGHPUT = 3.0  # ours >= 3x each peer's req/s
 TARGET_FLOOR_GAP = 1.3  # floor's req/s <= 1.3x ours
+TARGET_DRIFT_COST = 0.95  # ours with the drift window on >= 95% of ours with it off
 BUSY_WARNING_PCT = 20.0  # background busy share of a core above which the report warns
 SINGLE_THREADED_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -318,7 +321,7 @@ def measure(
 
 def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
     port = free_port()
-    if kind == OURS:
+    if kind in (OURS, OURS_DRIFT):
         if model.ours_dir is None:
             raise Skip("no modelyard artifact: " + model.source)
         if not (prep.RUNTIME_SRC / "modelyard_runtime" / "serve" / "__main__.py").exists():
@@ -332,9 +335,14 @@ def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
                 "MODELYARD_HOST": "127.0.0.1",
             }
         )
+        drift = kind == OURS_DRIFT
+        if drift:
+            env["MODELYARD_DRIFT_WINDOW"] = str(DRIFT_WINDOW)
         return Server(
             kind,
-            "modelyard-serve (ours)",
+            f"modelyard-serve (ours, drift window {DRIFT_WINDOW})"
+            if drift
+            else "modelyard-serve (ours)",
             [sys.executable, "-m", "modelyard_runtime.serve"],
             port,
             env=env,
@@ -460,6 +468,16 @@ def ratios(servers: dict[str, dict[str, object]], batches: list[int]) -> list[di
                 ratio(floor, ours, "rps_per_cpu_s"),
                 f"<= {TARGET_FLOOR_GAP}x",
                 lambda v: v <= TARGET_FLOOR_GAP,
+            )
+        )
+        rows.append(
+            row(
+                "throughput ours drift on / off",
+                batch,
+                ratio(result(OURS_DRIFT, batch), ours, "rps"),
+                ratio(result(OURS_DRIFT, batch), ours, "rps_per_cpu_s"),
+                f">= {TARGET_DRIFT_COST}x",
+                lambda v: v >= TARGET_DRIFT_COST,
             )
         )
         peers = [r for r in (result(p, batch) for p in PEERS) if r]
