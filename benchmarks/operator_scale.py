@@ -1,6 +1,6 @@
 """How the operator keeps up with many ModelDeployments at once, against a floor.
 
-Against a fresh local control plane (tests/cluster/localcluster.py: real etcd, kube-apiserver,
+Against a fresh local control plane (devcluster/modelyard_devcluster: real etcd, kube-apiserver,
 controller-manager, scheduler; kwok marks pods Ready), for each N:
 
 - **operator**: N ModelDeployments with a ``storageUri`` (no training), server-side applied one
@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-from tests.cluster.localcluster import LocalCluster, default_bin_dir  # noqa: E402
+from modelyard_devcluster import LocalCluster, default_bin_dir  # noqa: E402
+
 from tests.cluster.operator_harness import (  # noqa: E402
     Modelyard,
     OperatorProcess,

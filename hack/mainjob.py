@@ -9,7 +9,7 @@
   1. builds or finds what it needs: Kubernetes binaries incl. kubelet + kube-proxy
      (hack/kube-binaries.sh), node prerequisites from apt (hack/node/prereqs.sh), a Docker
      engine (hack/dockerd.sh) and the runtime image (hack/build-runtime-image.sh, cached);
-  2. starts a LocalCluster (tests/cluster/localcluster.py) detached in --dir, and a REAL node
+  2. starts a LocalCluster (devcluster/modelyard_devcluster) detached in --dir, and a REAL node
      (containerd + kubelet + kube-proxy, hack/node/up.sh); kwok's fake node is tainted so pods
      land on the real one; loads the runtime image into the node's containerd;
   3. installs the CRDs and the RBAC from manifests/ and runs the operator as a local process
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -47,18 +48,18 @@ from typing import Any
 import yaml  # the operator's dependency: run this with the .venv's python (`make up`)
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if importlib.util.find_spec("modelyard_devcluster") is None:
+    # `make down` / `make status` also run without .venv: the package from the tree.
+    sys.path.insert(0, str(REPO / "devcluster"))
 
-from tests.cluster.localcluster import (  # noqa: E402
-    NODE_NAME as KWOK_NODE,
-)
-from tests.cluster.localcluster import (  # noqa: E402
+from modelyard_devcluster import NODE_NAME as KWOK_NODE  # noqa: E402
+from modelyard_devcluster import (  # noqa: E402
     ClusterError,
     LocalCluster,
-    _alive,
-    _proc_start_time,
-    _terminate,
+    alive,
     free_port,
+    proc_start_time,
+    terminate,
 )
 
 RUNTIME_IMAGE = os.environ.get("MODELYARD_RUNTIME_IMAGE", "modelyard-runtime:dev")
@@ -200,7 +201,7 @@ def start_cluster(t: Timings, cluster: LocalCluster) -> bool:
         cluster._load_credentials()
         return False
     if states:  # a partly dead cluster of ours: stop the rest, start afresh
-        dead = ", ".join(n for n, alive in states.items() if not alive)
+        dead = ", ".join(n for n, running in states.items() if not running)
         say(f"==> control plane in {cluster.work_dir} is partly down ({dead}): restarting it")
         cluster.stop()
     with t.phase("control plane cold start (etcd, apiserver, controllers, scheduler, kwok)"):
@@ -288,7 +289,7 @@ def operator_running(state: State, server: str) -> dict[str, Any] | None:
         info = json.loads(state.operator_json.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    if not _alive(info["pid"], info["start_time"]):
+    if not alive(info["pid"], info["start_time"]):
         return None
     if info.get("server") != server:  # left over from a cluster that is gone: not ours to keep
         stop_operator(state)
@@ -335,7 +336,7 @@ def start_operator(t: Timings, cluster: LocalCluster, kube: Kube, state: State) 
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives `up`
             )
-        start_time = _proc_start_time(proc.pid)
+        start_time = proc_start_time(proc.pid)
         info = {"pid": proc.pid, "start_time": start_time, "port": port, "server": cluster.server}
         state.operator_json.write_text(json.dumps(info, indent=2) + "\n")
         deadline = time.monotonic() + 60
@@ -567,8 +568,8 @@ def stop_operator(state: State) -> None:
         info = json.loads(state.operator_json.read_text())
     except (FileNotFoundError, ValueError):
         return
-    if _alive(info["pid"], info["start_time"]):
-        _terminate(info["pid"], info["start_time"], 15.0, None)
+    if alive(info["pid"], info["start_time"]):
+        terminate(info["pid"], info["start_time"], 15.0, None)
         say(f"operator (pid {info['pid']}) stopped")
     state.operator_json.unlink(missing_ok=True)
 
@@ -604,8 +605,8 @@ def status(state: State, bin_dir: Path | None) -> int:
     states = cluster.running()
     if not states:
         say(f"no control plane started from {state.root}")
-    for name, alive in states.items():
-        say(f"{name}: {'running' if alive else 'stopped'}")
+    for name, running in states.items():
+        say(f"{name}: {'running' if running else 'stopped'}")
     owner = NODE_DIR / "cluster-server"
     node = owner.read_text().strip() if owner.exists() else ""
     mine = bool(node) and node == cluster.server
@@ -617,7 +618,7 @@ def status(state: State, bin_dir: Path | None) -> int:
 
 
 def _default_bin() -> Path:
-    from tests.cluster.localcluster import default_bin_dir
+    from modelyard_devcluster import default_bin_dir
 
     return default_bin_dir()
 

@@ -1,4 +1,4 @@
-"""Fixtures for tests against a real local control plane (see localcluster.py)."""
+"""Fixtures for tests against a real local control plane (see modelyard_devcluster)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from modelyard_devcluster import LocalCluster, default_bin_dir, missing_binaries
 
-from .localcluster import LocalCluster, default_bin_dir, missing_binaries
 from .operator_harness import modelyard, ns, operator, pytest_runtest_makereport  # noqa: F401
 
 

@@ -40,6 +40,7 @@ import yaml
 from kubernetes import config as kube_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
+from modelyard_devcluster import LocalCluster, free_port, proc_start_time, terminate
 from modelyard_runtime.contract import (
     DatasetInfo,
     GateResult,
@@ -47,8 +48,6 @@ from modelyard_runtime.contract import (
     TrainerResult,
     ValidationResult,
 )
-
-from .localcluster import LocalCluster, _proc_start_time, _terminate, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "modelyard-system"
@@ -219,7 +218,7 @@ class OperatorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.start_time = _proc_start_time(self.popen.pid)
+        self.start_time = proc_start_time(self.popen.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
@@ -241,7 +240,7 @@ class OperatorProcess:
     def stop(self) -> None:
         """SIGTERM (kopf shuts down cleanly), SIGKILL after a grace period; by PID only."""
         if self.popen is not None and self.start_time is not None:
-            _terminate(self.popen.pid, self.start_time, 15.0, self.popen)
+            terminate(self.popen.pid, self.start_time, 15.0, self.popen)
 
     def kill(self) -> None:
         """SIGKILL, as an OOM kill or a node failure would: no cleanup runs."""

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from modelyard_devcluster import LocalCluster
 
-from .localcluster import LocalCluster
 from .operator_harness import wait_for
 
 pytestmark = pytest.mark.cluster

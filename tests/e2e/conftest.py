@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.cluster.localcluster import NODE_NAME as KWOK_NODE
-from tests.cluster.localcluster import LocalCluster, default_bin_dir, missing_binaries
+from modelyard_devcluster import NODE_NAME as KWOK_NODE
+from modelyard_devcluster import LocalCluster, default_bin_dir, missing_binaries
 
 # The operator harness's fixtures (modelyard, operator, ns) run on top of `local_cluster`,
 # which here is the e2e cluster with the real node (see `local_cluster` below).

@@ -25,7 +25,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from tests.cluster.localcluster import LocalCluster, _proc_start_time, _terminate
+from modelyard_devcluster import LocalCluster, proc_start_time, terminate
 
 REPO = Path(__file__).resolve().parents[2]
 UP = REPO / "hack" / "node" / "up.sh"
@@ -107,8 +107,8 @@ class RealNode:
             pid, start_time = (int(f) for f in record.read_text().split())
         except (FileNotFoundError, ValueError) as e:
             raise NodeError(f"no kubelet recorded in {record}") from e
-        if _proc_start_time(pid) == start_time:
-            _terminate(pid, start_time, timeout, None)
+        if proc_start_time(pid) == start_time:
+            terminate(pid, start_time, timeout, None)
         # up.sh starts a kubelet again when its record is gone (as hack/node/lib.sh's stop_pid).
         record.unlink(missing_ok=True)
 

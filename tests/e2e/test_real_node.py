@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from modelyard_devcluster import LocalCluster
 
 from tests.cluster import operator_harness
-from tests.cluster.localcluster import LocalCluster
 
 from .node import BUSYBOX_IMAGE, RealNode
 

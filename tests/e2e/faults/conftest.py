@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelyard_devcluster import SERVICE_CIDR, LocalCluster
 
 from tests.cluster import operator_harness as harness
-from tests.cluster.localcluster import SERVICE_CIDR, LocalCluster
 from tests.cluster.operator_harness import (
     Modelyard,
     OperatorProcess,

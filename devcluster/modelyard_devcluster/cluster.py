@@ -19,8 +19,8 @@ Usage::
     with LocalCluster(bin_dir, work_dir) as cluster:
         cluster.kubectl("get", "nodes")
 
-    python -m tests.cluster.localcluster up --dir DIR     # detached; DIR/kubeconfig
-    python -m tests.cluster.localcluster down --dir DIR
+    python -m modelyard_devcluster.cluster up --dir DIR     # detached; DIR/kubeconfig
+    python -m modelyard_devcluster.cluster down --dir DIR
 
 Only the Python standard library is used.
 """
@@ -28,14 +28,10 @@ Only the Python standard library is used.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -47,6 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from modelyard_devcluster.processes import (
+    Proc,
+    alive,
+    die_with_parent,
+    free_port,
+    proc_start_time,
+    terminate,
+)
 
 KUBE_VERSION = os.environ.get("KUBE_VERSION", "v1.34.4")
 BINARIES = (
@@ -67,8 +72,6 @@ HOLD_LABEL = ("modelyard.io/component", "trainer")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 
-_PR_SET_PDEATHSIG = 1
-
 
 class ClusterError(RuntimeError):
     """The local cluster could not be started, reached or stopped."""
@@ -85,75 +88,6 @@ def default_bin_dir() -> Path:
 def missing_binaries(bin_dir: Path) -> list[str]:
     """Names of required binaries that are absent or not executable in ``bin_dir``."""
     return [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# ---------------------------------------------------------------------------------------
-# Process handling by PID, safe against PID reuse.
-
-
-def _proc_start_time(pid: int) -> int | None:
-    """Kernel start time of ``pid`` (clock ticks since boot), or None if gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # Field 2 (comm) may contain spaces; everything after the last ')' is well-formed.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
-
-
-def _alive(pid: int, start_time: int) -> bool:
-    """True while ``pid`` is still the very process we started (not a reused PID)."""
-    return _proc_start_time(pid) == start_time
-
-
-def _terminate(
-    pid: int, start_time: int, timeout: float, popen: subprocess.Popen[bytes] | None
-) -> None:
-    """SIGTERM, wait up to ``timeout``, then SIGKILL; reap if it is our child."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        if not _alive(pid, start_time):
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if popen is not None and popen.poll() is not None:
-                break
-            if not _alive(pid, start_time):
-                break
-            time.sleep(0.1)
-    if popen is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            popen.wait(timeout=5)
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the kernel SIGKILLs the child when the test process dies.
-
-    Why: a pytest run killed by a CI timeout must not leave an apiserver behind. SIGKILL,
-    not SIGTERM: nobody is left to wait for a graceful shutdown, and kube-apiserver takes
-    tens of seconds to finish one when etcd is dying at the same moment.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-@dataclass
-class _Proc:
-    name: str
-    pid: int
-    start_time: int
-    popen: subprocess.Popen[bytes] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -604,7 +538,7 @@ class LocalCluster:
         self.server = ""
         self._etcd_url = ""
         self._admin_token = ""
-        self._procs: list[_Proc] = []
+        self._procs: list[Proc] = []
         # Each component's command line as started: start_component reuses ports and flags.
         self._command_lines: dict[str, list[str]] = {}
 
@@ -651,16 +585,16 @@ class LocalCluster:
         """Stop only the processes this object (or its pids.json) started, newest first."""
         self._stop(self._procs or self._load_pids())
 
-    def _stop(self, procs: list[_Proc]) -> None:
+    def _stop(self, procs: list[Proc]) -> None:
         for proc in reversed(procs):
-            _terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
+            terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
         self._procs = []
         self.layout.pids.unlink(missing_ok=True)
 
     def running(self) -> dict[str, bool]:
         """Component name -> whether its process is alive."""
         procs = self._procs or self._load_pids()
-        return {p.name: _alive(p.pid, p.start_time) for p in procs}
+        return {p.name: alive(p.pid, p.start_time) for p in procs}
 
     # -- one component down and up again (the fault tests, tests/e2e/faults) ---------------
 
@@ -669,7 +603,7 @@ class LocalCluster:
         """etcd's client URL (plain HTTP on 127.0.0.1; its JSON gateway serves ``/v3/kv/*``)."""
         return self._etcd_url
 
-    def _component(self, name: str) -> _Proc:
+    def _component(self, name: str) -> Proc:
         for proc in self._procs:
             if proc.name == name:
                 return proc
@@ -679,14 +613,14 @@ class LocalCluster:
         """Stop one component by its PID (SIGTERM, SIGKILL after ``stop_timeout``); the others
         keep running. ``start_component`` brings it back."""
         proc = self._component(name)
-        _terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
+        terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
 
     def start_component(self, name: str, timeout: float = 60.0) -> None:
         """Start a stopped component again with the same command line (same ports, same etcd
         data), so its clients reconnect to it; return once it serves (etcd ``/health``,
         apiserver ``/readyz``; the others at once)."""
         old = self._component(name)
-        if _alive(old.pid, old.start_time):
+        if alive(old.pid, old.start_time):
             raise ClusterError(f"{name} is still running")
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         env["KWOK_WORKDIR"] = str(self.layout.kwok_home)
@@ -699,13 +633,13 @@ class LocalCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=None if self.detached else _die_with_parent,
+                preexec_fn=None if self.detached else die_with_parent,
             )
-        start_time = _proc_start_time(popen.pid)
+        start_time = proc_start_time(popen.pid)
         if start_time is None:
             popen.wait()
             raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
-        self._procs[self._procs.index(old)] = _Proc(name, popen.pid, start_time, popen)
+        self._procs[self._procs.index(old)] = Proc(name, popen.pid, start_time, popen)
         self._save_pids()
         gate = {"etcd": self._etcd_healthy, "kube-apiserver": self._readyz}.get(name)
         if gate is not None:
@@ -954,15 +888,15 @@ class LocalCluster:
                     # Own session: a Ctrl-C in the terminal must not kill the cluster halfway
                     # through teardown, and `up` must survive its parent shell.
                     start_new_session=True,
-                    preexec_fn=None if self.detached else _die_with_parent,
+                    preexec_fn=None if self.detached else die_with_parent,
                 )
             finally:
                 log.close()
-            start_time = _proc_start_time(popen.pid)
+            start_time = proc_start_time(popen.pid)
             if start_time is None:
                 popen.wait()
                 raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
-            self._procs.append(_Proc(name, popen.pid, start_time, popen))
+            self._procs.append(Proc(name, popen.pid, start_time, popen))
             self._save_pids()
             if name in gates:
                 self._wait(*gates[name], deadline=deadline)
@@ -1049,13 +983,13 @@ class LocalCluster:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         tmp.replace(self.layout.pids)
 
-    def _load_pids(self) -> list[_Proc]:
+    def _load_pids(self) -> list[Proc]:
         try:
             data = json.loads(self.layout.pids.read_text())
         except FileNotFoundError:
             return []
         self.server = data.get("server", self.server)
-        return [_Proc(p["name"], int(p["pid"]), int(p["start_time"])) for p in data["processes"]]
+        return [Proc(p["name"], int(p["pid"]), int(p["start_time"])) for p in data["processes"]]
 
     def _load_credentials(self) -> None:
         config = json.loads(self.kubeconfig.read_text())
@@ -1069,7 +1003,7 @@ class LocalCluster:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.cluster.localcluster", description=__doc__.split("\n")[0]
+        prog="python -m modelyard_devcluster.cluster", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
@@ -1101,8 +1035,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         states = cluster.running()
         if not states:
             print(f"no cluster started from {cluster.work_dir}")
-        for name, alive in states.items():
-            print(f"{name}: {'running' if alive else 'stopped'}")
+        for name, running in states.items():
+            print(f"{name}: {'running' if running else 'stopped'}")
         return 0 if states and all(states.values()) else 1
     return 0
 
