@@ -135,7 +135,11 @@ def test_drift_verdict_from_real_traffic(
     send(url, iris_rows(WINDOW, seed=1))
     md = wait_for(
         "NoDrift on in-distribution traffic",
-        lambda: drift(m := api.md(ns, "iris")).get("state") == "NoDrift" and m,
+        lambda: (
+            drift(m := api.md(ns, "iris")).get("state") == "NoDrift"
+            and (condition(m, "DataDrift") or {}).get("status") == "False"  # follows the verdict
+            and m
+        ),
         timeout=60,
         show=lambda: drift(api.md(ns, "iris")),
     )
@@ -151,7 +155,11 @@ def test_drift_verdict_from_real_traffic(
     send(url, iris_rows(2 * WINDOW, shift=1.5, seed=2))
     md = wait_for(
         "Drifting on shifted traffic",
-        lambda: drift(m := api.md(ns, "iris")).get("state") == "Drifting" and m,
+        lambda: (
+            drift(m := api.md(ns, "iris")).get("state") == "Drifting"
+            and (condition(m, "DataDrift") or {}).get("status") == "True"
+            and m
+        ),
         timeout=90,
         show=lambda: drift(api.md(ns, "iris")),
     )
