@@ -10,6 +10,7 @@ pydantic validator here (or in the runtime's ``spec.py``) that says the same thi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -260,6 +261,73 @@ class Monitoring(CamelModel):
     drift: DriftMonitoring | None = None
 
 
+MIN_ANALYSIS_INTERVAL_SECONDS = 1
+MAX_CANARY_STEPS = 20
+
+
+class CanaryAnalysis(CamelModel):
+    """How each canary step is judged, from the server pods' own metrics over the step."""
+
+    interval: str = Field(default="30s", min_length=2, pattern=DURATION_PATTERN)
+    min_requests: int = Field(default=200, ge=1, le=10_000_000)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_latency_ratio: float = Field(default=1.25, gt=0)
+    max_p99_latency_ms: float | None = Field(default=None, gt=0, alias="maxP99LatencyMs")
+    max_prediction_shift: float = Field(default=0.1, ge=0, le=1)
+    failure_threshold: int = Field(default=2, ge=1, le=100)
+    inconclusive_timeout: str = Field(default="20m", min_length=2, pattern=DURATION_PATTERN)
+
+    @model_validator(mode="after")
+    def _durations(self) -> CanaryAnalysis:
+        if duration_seconds(self.interval) < MIN_ANALYSIS_INTERVAL_SECONDS:
+            raise ValueError("analysis.interval: at least 1s between checks")
+        return self
+
+    @property
+    def interval_seconds(self) -> int:
+        return duration_seconds(self.interval)
+
+    @property
+    def inconclusive_timeout_seconds(self) -> int:
+        return duration_seconds(self.inconclusive_timeout)
+
+
+class Canary(CamelModel):
+    """Traffic percent per step (then promote), held at least ``stepDuration`` each."""
+
+    steps: list[int] = Field(default_factory=lambda: [10, 25, 50], min_length=1, max_length=20)
+    step_duration: str = Field(default="2m", min_length=2, pattern=DURATION_PATTERN)
+    # Extra stable replicas a fixed-size Deployment may get so a small weight can be expressed
+    # (one canary pod beside one stable pod is 50%, not 10%); never with autoscaling.
+    max_surge: int = Field(default=2, ge=0, le=100)
+    analysis: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_percentages(cls, steps: list[int]) -> list[int]:
+        if any(not 1 <= step <= 99 for step in steps) or any(
+            a >= b for a, b in itertools.pairwise(steps)
+        ):
+            raise ValueError("canary.steps: increasing percentages, each from 1 to 99")
+        return steps
+
+    @property
+    def step_duration_seconds(self) -> int:
+        return duration_seconds(self.step_duration)
+
+
+class Rollout(CamelModel):
+    """How a new model replaces the served one: at once (RollingUpdate) or through a canary."""
+
+    strategy: Literal["RollingUpdate", "Canary"] = "RollingUpdate"
+    canary: Canary = Field(default_factory=Canary)
+    auto_promote: bool = True
+    auto_rollback: bool = True
+    # The manual gate: when set, a canary is promoted (or a rolled-back one retried) only once
+    # this names its model's sha256 -- a declarative approval, visible in Git.
+    approve: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+
 class ModelDeploymentSpec(CamelModel):
     model: ModelSource
     replicas: int | None = Field(default=None, ge=0, le=1000)
@@ -267,6 +335,13 @@ class ModelDeploymentSpec(CamelModel):
     resources: ResourceRequirements | None = None
     image: str | None = Field(default=None, min_length=1)
     monitoring: Monitoring | None = None
+    rollout: Rollout | None = None
+
+    @property
+    def canary(self) -> Canary | None:
+        """The canary asked for, ``None`` for a plain rolling update."""
+        rollout = self.rollout
+        return rollout.canary if rollout is not None and rollout.strategy == "Canary" else None
 
     @property
     def drift(self) -> DriftMonitoring | None:
@@ -331,6 +406,43 @@ class DriftStatus(CamelModel):
     prediction: FeatureDrift | None = None
 
 
+RolloutPhase = Literal["Idle", "Progressing", "Paused", "Promoting", "Succeeded", "RolledBack"]
+Verdict = Literal["Pass", "Fail", "Inconclusive"]
+
+
+class CanaryAnalysisStatus(CamelModel):
+    """One check of a canary step: both arms over the same window (the step so far)."""
+
+    checked_at: str
+    verdict: Verdict
+    reason: str
+    requests: int = 0  # the canary's answered requests (2xx and 5xx; a client's 4xx is not)
+    stable_requests: int = 0
+    error_rate: float | None = None
+    stable_error_rate: float | None = None
+    p99_ms: float | None = None
+    stable_p99_ms: float | None = None
+    latency_ratio: float | None = None
+    prediction_shift: float | None = None  # Jensen-Shannon distance of the predicted classes
+
+
+class RolloutStatus(CamelModel):
+    phase: RolloutPhase
+    reason: str | None = None
+    message: str | None = None
+    stable: ModelStatus | None = None
+    canary: ModelStatus | None = None
+    step: int | None = None  # 1-based, of ``steps``
+    steps: int | None = None
+    step_started_at: str | None = None
+    desired_weight: int | None = None
+    actual_weight: float | None = None  # the canary's measured share of requests, percent
+    canary_replicas: int | None = None
+    failed_checks: int = 0
+    generation: int | None = None  # the spec generation this rollout was decided for
+    last_analysis: CanaryAnalysisStatus | None = None
+
+
 class ModelDeploymentStatus(CamelModel):
     phase: ServingPhase | None = None
     observed_generation: int | None = None
@@ -341,6 +453,7 @@ class ModelDeploymentStatus(CamelModel):
     model: ModelStatus | None = None
     last_failure: LastFailure | None = None
     drift: DriftStatus | None = None
+    rollout: RolloutStatus | None = None
 
 
 # --- whole objects, parsed once at the edge ------------------------------------------------------

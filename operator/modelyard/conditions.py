@@ -15,6 +15,11 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 timestamp as the API server writes it (``2026-12-03T09:00:00Z``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def condition(
     type_: str,
     status: Status,

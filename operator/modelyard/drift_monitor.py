@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 from modelyard_runtime import drift as statistics
@@ -86,16 +86,16 @@ class Schedule:
             return len(self._watched)
 
 
-def ready_server_pods(pods: list[dict[str, Any]], model: ModelStatus) -> list[str]:
-    """The pods that serve ``model`` and are Ready (a pod of the previous model, or one
-    terminating, has a window of another model's traffic)."""
+def ready_server_pods(pods: list[dict[str, Any]], model: ModelStatus | None = None) -> list[str]:
+    """The pods that are Ready and not terminating, of ``model`` when given (a pod of the
+    previous model has a window of another model's traffic)."""
     names = []
     for pod in pods:
         meta = pod.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             continue
         annotations = meta.get("annotations") or {}
-        if annotations.get(naming.ANNOTATION_MODEL_URI) != model.uri:
+        if model is not None and annotations.get(naming.ANNOTATION_MODEL_URI) != model.uri:
             continue
         conditions = (pod.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
@@ -213,7 +213,20 @@ class DriftMonitor:
         )
 
 
-async def run_forever(monitor: DriftMonitor, leading: Callable[[], bool]) -> None:
+class Monitor(Protocol):
+    """A periodic checker: this drift monitor, or the canary monitor."""
+
+    @property
+    def schedule(self) -> Due: ...
+
+    def check(self, namespace: str, name: str) -> None: ...
+
+
+class Due(Protocol):
+    def due(self, at: float) -> list[tuple[str, str]]: ...
+
+
+async def run_forever(monitor: Monitor, leading: Callable[[], bool]) -> None:
     """Every ``TICK_SECONDS``, run the checks that are due (only while this replica leads)."""
     while True:
         await asyncio.sleep(TICK_SECONDS)
@@ -223,4 +236,4 @@ async def run_forever(monitor: DriftMonitor, leading: Callable[[], bool]) -> Non
             try:
                 await asyncio.to_thread(monitor.check, namespace, name)
             except Exception:  # one failing check must not stop the others
-                log.exception("drift check of %s/%s failed", namespace, name)
+                log.exception("%s of %s/%s failed", type(monitor).__name__, namespace, name)

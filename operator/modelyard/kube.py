@@ -177,19 +177,34 @@ class Kube:
         """GET ``path`` on a pod's ``port`` through the API server's pod proxy (RBAC:
         ``pods/proxy`` get): no network path beyond the one to the API server. Returns the
         decoded JSON; raises ``ApiException`` (the pod's own 4xx/5xx, or the proxy's)."""
+        return json.loads(self._pod_proxy(namespace, pod, port, path, query, "application/json"))
+
+    def pod_proxy_text(self, namespace: str, pod: str, port: int, path: str) -> str:
+        """Like ``pod_proxy_get``, for a text answer (a Prometheus ``/metrics`` page)."""
+        return self._pod_proxy(namespace, pod, port, path, None, "text/plain").decode()
+
+    def _pod_proxy(
+        self,
+        namespace: str,
+        pod: str,
+        port: int,
+        path: str,
+        query: dict[str, str] | None,
+        accept: str,
+    ) -> bytes:
         api = self.dynamic.client
         request = api.param_serialize(
             method="GET",
             resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}",
             query_params=list((query or {}).items()),
-            header_params={"Accept": "application/json"},
+            header_params={"Accept": accept},
             auth_settings=["BearerToken"],
         )
         response = api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
         response.read()
         if response.status >= 400:
             raise ApiException(status=response.status, reason=response.reason)
-        return json.loads(response.data)
+        return bytes(response.data)
 
     def events_about(self, namespace: str, kind: str, name: str) -> builtins.list[dict[str, Any]]:
         """The core/v1 Events whose involved object is ``kind``/``name``."""

@@ -17,6 +17,10 @@ LABEL_TRAINING_JOB = "modelyard.io/training-job"
 LABEL_MODEL_DEPLOYMENT = "modelyard.io/model-deployment"
 LABEL_COMPONENT = "modelyard.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+# On canary server pods only: the stable Deployment's selector predates canaries and a
+# Deployment's selector is immutable, so stable pods are the ones without it.
+LABEL_ARM = "modelyard.io/arm"
+ARM_CANARY = "canary"
 ANNOTATION_SPEC_HASH = "modelyard.io/spec-hash"
 ANNOTATION_GENERATION = "modelyard.io/generation"
 ANNOTATION_MODEL_SHA = "modelyard.io/model-sha256"
@@ -58,6 +62,16 @@ def server_selector(name: str) -> dict[str, str]:
 
 def server_labels(name: str) -> dict[str, str]:
     return {**server_selector(name), LABEL_COMPONENT: "server", LABEL_MANAGED_BY: "modelyard"}
+
+
+def canary_name(name: str) -> str:
+    """The canary Deployment of ModelDeployment ``name`` (its pods match the same Service)."""
+    return f"{name}-canary"
+
+
+def is_canary_pod(pod: dict[str, Any]) -> bool:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return labels.get(LABEL_ARM) == ARM_CANARY
 
 
 def owner_reference(kind: str, meta: ObjectMeta) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from modelyard import mergepatch, naming, serving, training
+from modelyard import mergepatch, naming, rollout, serving, training
 from modelyard.api import (
     API_GROUP_VERSION,
     MODEL_DEPLOYMENT_KIND,
@@ -31,6 +31,7 @@ from modelyard.api import (
     previous_serving_status,
     previous_training_status,
 )
+from modelyard.canary_monitor import CanarySchedule, Step
 from modelyard.conditions import now
 from modelyard.drift_monitor import Schedule
 from modelyard.events import phase_event
@@ -74,6 +75,7 @@ class Reconciler:
         self.locks = ObjectLocks()
         self.followers = Followers()
         self.drift_schedule = Schedule()  # which ModelDeployments the drift monitor checks
+        self.canary_schedule = CanarySchedule()  # which canary steps the canary monitor judges
 
     def _write_status(
         self,
@@ -212,12 +214,14 @@ class Reconciler:
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 self.followers.set(namespace, name, None)
                 self.drift_schedule.set(namespace, name, None)
+                self.canary_schedule.set(namespace, name, None)
                 return
             with _unless_namespace_terminating():
                 self._reconcile_model_deployment(body)
 
     def _reconcile_model_deployment(self, body: dict[str, Any]) -> None:
         before = previous_serving_status(body)
+        at = now()
         try:
             md = ModelDeployment.parse(body)
             meta = md.metadata
@@ -233,34 +237,59 @@ class Reconciler:
             live = self.kube.get("apps/v1", "Deployment", meta.namespace, meta.name)
             if live is not None and naming.controller_uid(live) != meta.uid:
                 live = None  # someone else's: _apply_child reports the conflict
-            plan = serving.plan(md, training_job, live, self.server)
+            selector = ",".join(f"{k}={v}" for k, v in naming.server_selector(meta.name).items())
+            pods = self.kube.list("v1", "Pod", meta.namespace, selector)
+            canary = md.spec.canary
+            judged = Step.of(md.status.rollout, canary.analysis) if canary else None
+            plan = serving.plan(
+                md,
+                training_job,
+                live,
+                self.server,
+                canary_pods=[pod for pod in pods if naming.is_canary_pod(pod)],
+                check=self.canary_schedule.check_for(meta.namespace, meta.name, judged),
+                at=at,
+            )
         except InvalidSpec as error:
             meta = ObjectMeta.model_validate(body["metadata"])
-            invalid = serving.invalid_spec_status(meta, before, error, at=now())
+            invalid = serving.invalid_spec_status(meta, before, error, at=at)
             self._write_status(body, before.phase, invalid)
             return
+        decided = plan.rollout.status if plan.rollout is not None else None
+        self.canary_schedule.set(
+            meta.namespace, meta.name, Step.of(decided, canary.analysis) if canary else None
+        )
         deployment, hpa, refused = live, None, None
         try:
             for manifest in plan.apply:
                 applied = self._apply_child(meta.uid, manifest)
-                if manifest["kind"] == "Deployment":
+                if manifest["kind"] == "Deployment" and manifest["metadata"]["name"] == meta.name:
                     deployment = applied
                 elif manifest["kind"] == "HorizontalPodAutoscaler":
                     hpa = applied
-            for api_version, kind in plan.delete:
-                self._delete_child(meta.uid, api_version, kind, meta.namespace, meta.name)
+            for api_version, kind, name in plan.delete:
+                self._delete_child(meta.uid, api_version, kind, meta.namespace, name)
         except ChildRefused as error:
             refused = error.failure
-        pods: list[dict[str, Any]] = []
-        if plan.model is not None:
-            selector = ",".join(f"{k}={v}" for k, v in naming.server_selector(meta.name).items())
-            pods = self.kube.list("v1", "Pod", meta.namespace, selector)
-            if refused is None:
-                refused = self._stuck_pod_failure(meta.namespace, pods)
+        if plan.model is None:
+            pods = []
+        elif refused is None:
+            refused = self._stuck_pod_failure(meta.namespace, pods)
         status = serving.serving_status(
-            md, plan.resolution, plan.model, deployment, pods, refused=refused, hpa=hpa, at=now()
+            md,
+            plan.resolution,
+            plan.model,
+            deployment,
+            pods,
+            refused=refused,
+            hpa=hpa,
+            canary=decided,
+            at=at,
         )
         self._write_status(body, before.phase, status)
+        event = rollout.transition_event(before.rollout, status.rollout)
+        if event is not None:
+            self.kube.event(body, reason=event.reason, message=event.message, warning=event.warning)
 
     def deployments_following(self, namespace: str, training_job: str) -> None:
         """Re-reconcile the ModelDeployments that follow ``training_job``'s model."""

@@ -4,12 +4,14 @@ children imply. Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from modelyard_runtime import contract
 
-from modelyard import FIELD_MANAGER, monitoring, naming
+from modelyard import FIELD_MANAGER, monitoring, naming, rollout
 from modelyard.api import (
+    CanaryAnalysisStatus,
     Condition,
     InvalidSpec,
     LastFailure,
@@ -18,11 +20,13 @@ from modelyard.api import (
     ModelDeploymentStatus,
     ModelStatus,
     ObjectMeta,
+    RolloutStatus,
     ServingPhase,
     TrainingJobStatus,
 )
-from modelyard.conditions import condition
+from modelyard.conditions import condition, parse_time
 from modelyard.failures import first_failure
+from modelyard.rollout import RolloutPlan
 from modelyard.security import pod_security_context, restricted_container_security_context
 from modelyard.settings import OperatorSettings
 
@@ -137,13 +141,18 @@ def model_dir(uri: str) -> tuple[str, str]:
 # --- spec -> Deployment, Service, HPA ------------------------------------------------------------
 
 
-def _metadata(meta: ObjectMeta) -> dict[str, Any]:
+def _metadata(meta: ObjectMeta, *, canary: bool = False) -> dict[str, Any]:
     return {
-        "name": meta.name,
+        "name": naming.canary_name(meta.name) if canary else meta.name,
         "namespace": meta.namespace,
-        "labels": naming.server_labels(meta.name),
+        "labels": _labels(meta, canary=canary),
         "ownerReferences": [naming.model_deployment_owner(meta)],
     }
+
+
+def _labels(meta: ObjectMeta, *, canary: bool) -> dict[str, str]:
+    labels = naming.server_labels(meta.name)
+    return {**labels, naming.LABEL_ARM: naming.ARM_CANARY} if canary else labels
 
 
 def deployment_replicas(spec: ModelDeploymentSpec, live: dict[str, Any] | None) -> int | None:
@@ -177,9 +186,11 @@ def build_deployment(
     config: ServerConfig,
     *,
     replicas: int | None,
+    canary: bool = False,
 ) -> dict[str, Any]:
     """The Deployment running ``modelyard-serve`` on ``model`` (``replicas`` from
-    ``deployment_replicas``: ``None`` leaves the field to the HPA)."""
+    ``deployment_replicas``: ``None`` leaves the field to the HPA). The ``canary`` one has its
+    own name and an arm label in its selector; its pods match the same Service."""
     meta, spec = md.metadata, md.spec
     claim, directory = model_dir(model.uri)
     env = [
@@ -238,8 +249,11 @@ def build_deployment(
     }
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    selector = naming.server_selector(meta.name)
+    if canary:
+        selector = {**selector, naming.LABEL_ARM: naming.ARM_CANARY}
     deployment_spec: dict[str, Any] = {
-        "selector": {"matchLabels": naming.server_selector(meta.name)},
+        "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 3,
         "strategy": {
             "type": "RollingUpdate",
@@ -247,7 +261,7 @@ def build_deployment(
         },
         "template": {
             "metadata": {
-                "labels": naming.server_labels(meta.name),
+                "labels": _labels(meta, canary=canary),
                 "annotations": {
                     # A new model changes the pod template, so the Deployment rolls out.
                     naming.ANNOTATION_MODEL_SHA: model.sha256 or "",
@@ -277,7 +291,7 @@ def build_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(meta),
+        "metadata": _metadata(meta, canary=canary),
         "spec": deployment_spec,
     }
 
@@ -344,15 +358,27 @@ def build_pdb(md: ModelDeployment) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ServingPlan:
-    """What the shell applies for a ModelDeployment, in order (``apply``: Deployment, Service,
-    then HPA and PodDisruptionBudget when wanted), and the ``(apiVersion, kind)`` of the
-    children of its name that are no longer wanted (``delete``). ``model`` is what to serve;
-    with none (no validated model yet, nothing served) nothing is applied."""
+    """What the shell applies for a ModelDeployment, in order (``apply``: the Deployment, the
+    canary Deployment while there is one, the Service, then HPA and PodDisruptionBudget when
+    wanted), and the ``(apiVersion, kind, name)`` of children no longer wanted (``delete``).
+    ``model`` is what the stable Deployment serves; with none (no validated model yet, nothing
+    served) nothing is applied. ``rollout`` is the canary decision (``None`` with no model)."""
 
     resolution: Resolution
     model: ModelStatus | None
     apply: tuple[dict[str, Any], ...]
-    delete: tuple[tuple[str, str], ...]
+    delete: tuple[tuple[str, str, str], ...]
+    rollout: RolloutPlan | None = None
+
+
+def desired_replicas(spec: ModelDeploymentSpec, deployment: dict[str, Any] | None) -> int:
+    """The stable replicas wanted: ``spec.replicas``, or the HPA's current choice but never
+    below minReplicas (a new Deployment starts there until the HPA controller's first sync)."""
+    desired = spec.desired_replicas
+    if deployment is not None and spec.autoscaling is not None:
+        chosen = int((deployment.get("spec") or {}).get("replicas") or 0)
+        desired = max(desired, chosen)
+    return desired
 
 
 def plan(
@@ -360,12 +386,17 @@ def plan(
     training_job: TrainingJobStatus | None,
     live: dict[str, Any] | None,
     config: ServerConfig,
+    *,
+    canary_pods: list[dict[str, Any]] | None = None,
+    check: CanaryAnalysisStatus | None = None,
+    at: str = "",
 ) -> ServingPlan:
     """Decide from the ModelDeployment, the status of the TrainingJob it follows (``None``
-    when absent or not followed) and its live Deployment (``None`` when absent or not ours).
-    Raises ``InvalidSpec`` for an image the operator does not allow or a model URI it cannot
-    mount."""
-    spec = md.spec
+    when absent or not followed), its live stable Deployment (``None`` when absent or not
+    ours), the pods of its canary and the canary monitor's latest ``check`` of the current
+    step. Raises ``InvalidSpec`` for an image the operator does not allow or a model URI it
+    cannot mount."""
+    meta, spec = md.metadata, md.spec
     if spec.image is not None and not config.image_allowed(spec.image):
         raise InvalidSpec(
             f"spec.image {spec.image!r} is not allowed by the operator (MODELYARD_ALLOWED_IMAGES)"
@@ -373,15 +404,41 @@ def plan(
     resolution = resolve_model(spec, training_job)
     # What the live pod template carries is the truth of what is served (a lost status write
     # cannot roll it back); the last status stands in when the Deployment is gone.
-    model = model_to_serve(resolution, served_model(live) or md.status.model)
+    served = served_model(live) or md.status.model
+    model = model_to_serve(resolution, served)
+    canary_delete = ("apps/v1", "Deployment", naming.canary_name(meta.name))
     if model is None:
         return ServingPlan(resolution, None, (), ())
+    wanted = desired_replicas(spec, live)
+    decision = rollout.decide(
+        spec.rollout,
+        generation=meta.generation,
+        prev=md.status.rollout,
+        desired=model,
+        stable=served,
+        stable_replicas=wanted,
+        stable_rolled_out=live is not None and rollout_complete(live, model, wanted),
+        autoscaled=spec.autoscaling is not None,
+        check=check,
+        canary_failure=first_failure(canary_pods or []),
+        now=parse_time(at) if at else datetime.now(UTC),
+        at=at,
+    )
+    replicas = deployment_replicas(spec, live)
+    if replicas is not None and decision.stable_floor is not None:
+        replicas = max(replicas, decision.stable_floor)
     try:
-        deployment = build_deployment(md, model, config, replicas=deployment_replicas(spec, live))
+        apply = [build_deployment(md, decision.stable, config, replicas=replicas)]
+        if decision.canary is not None:
+            apply.append(
+                build_deployment(
+                    md, decision.canary, config, replicas=decision.canary_replicas, canary=True
+                )
+            )
     except ValueError as error:  # a model URI that parse_pvc_uri refuses
         raise InvalidSpec(str(error)) from error
-    apply = [deployment, build_service(md)]
-    delete = []
+    apply.append(build_service(md))
+    delete = [] if decision.canary is not None else [canary_delete]
     for api_version, kind, manifest in (
         ("autoscaling/v2", "HorizontalPodAutoscaler", build_hpa(md)),
         ("policy/v1", "PodDisruptionBudget", build_pdb(md)),
@@ -389,8 +446,8 @@ def plan(
         if manifest is not None:
             apply.append(manifest)
         else:
-            delete.append((api_version, kind))
-    return ServingPlan(resolution, model, tuple(apply), tuple(delete))
+            delete.append((api_version, kind, meta.name))
+    return ServingPlan(resolution, decision.stable, tuple(apply), tuple(delete), decision)
 
 
 # --- children -> status --------------------------------------------------------------------------
@@ -505,13 +562,16 @@ def serving_status(
     *,
     refused: LastFailure | None = None,
     hpa: dict[str, Any] | None = None,
+    canary: RolloutStatus | None = None,
     at: str,
 ) -> ModelDeploymentStatus:
     """The ModelDeployment's status. Ready only when pods of the model the *current* spec
     names cover the desired replicas (at least one), no pod of another model is left, and
-    every child exists as asked; Progressing while rolling out or waiting for a model;
+    every child exists as asked; Progressing while rolling out, waiting for a model or while a
+    canary (``canary``: the rollout decided this reconcile) takes a share of the traffic;
     Degraded when something refuses (the API server: ``refused``), pods cannot start or keep
-    crashing, or an HPA cannot scale (Degraded, though Ready may hold)."""
+    crashing, an HPA cannot scale (Degraded, though Ready may hold) or a canary was rolled
+    back (with ``Stalled``)."""
     meta, spec, prev = md.metadata, md.spec, md.status
 
     def make(type_: str, status: Any, reason: str, message: str) -> Condition:
@@ -525,12 +585,7 @@ def serving_status(
             at=at,
         )
 
-    desired = spec.desired_replicas
-    if deployment is not None and spec.autoscaling is not None:
-        # The HPA's choice, but never below minReplicas: a new Deployment starts at
-        # minReplicas until the HPA controller's first sync.
-        chosen = int((deployment.get("spec") or {}).get("replicas") or 0)
-        desired = max(desired, chosen)
+    desired = desired_replicas(spec, deployment)
 
     if model is None:
         failure = refused
@@ -557,11 +612,15 @@ def serving_status(
         )
 
     ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
-    leftovers = pods_of_other_models(pods, model)
+    stable_pods = [pod for pod in pods if not naming.is_canary_pod(pod)]
+    leftovers = pods_of_other_models(stable_pods, model)
     waiting = resolution.model is None  # still serving the previous model, the spec's is not
     rolled_out = deployment is not None and rollout_complete(deployment, model, desired)
     failure = (
-        refused or first_failure(pods) or deployment_failure(deployment) or scaling_failure(hpa)
+        refused
+        or first_failure(stable_pods)
+        or deployment_failure(deployment)
+        or scaling_failure(hpa)
     )
     if waiting and resolution.reason == "GateNotMet" and failure is None:
         failure = LastFailure(reason="GateNotMet", message=resolution.message)
@@ -605,6 +664,20 @@ def serving_status(
         progress = make("Progressing", "False", "RolloutComplete", f"{model.version} rolled out")
     else:
         progress = make("Progressing", "True", "RollingOut", f"rolling out {model.version}")
+    stalled = None
+    if canary is not None:
+        stall = _stall(canary, resolution)
+        stalled = make("Stalled", "True" if stall else "False", *(stall or ("AsExpected", "")))
+        override = _canary_override(canary, resolution, model) if failure is None else None
+        if override is not None:
+            phase, reason, message, failure = override
+            ready_cond = make("Ready", "False", reason, message)
+            progress = make(
+                "Progressing",
+                "False" if failure is not None else "True",
+                reason,
+                canary.message or reason,
+            )
     conditions = [
         ready_cond,
         progress,
@@ -615,6 +688,8 @@ def serving_status(
             failure.message if failure else "",
         ),
     ]
+    if stalled is not None:
+        conditions.append(stalled)
     # The drift monitor's last verdict on the model served now (it writes status.drift itself);
     # it adds the DataDrift condition and never touches Ready.
     drift = prev.drift
@@ -632,4 +707,46 @@ def serving_status(
         model=model,
         last_failure=failure,
         drift=drift,
+        rollout=canary,
     )
+
+
+def _rejected(canary: RolloutStatus, resolution: Resolution) -> bool:
+    """The rollout rolled back the very model the spec still names."""
+    return canary.phase == "RolledBack" and rollout.same_model(canary.canary, resolution.model)
+
+
+def _stall(canary: RolloutStatus, resolution: Resolution) -> tuple[str, str] | None:
+    if _rejected(canary, resolution):
+        return canary.reason or "RolledBack", canary.message or ""
+    return None
+
+
+def _canary_override(
+    canary: RolloutStatus, resolution: Resolution, stable: ModelStatus
+) -> tuple[ServingPhase, str, str, LastFailure | None] | None:
+    """``(phase, Ready's reason, its message, the failure)`` while a canary decides what is
+    served: the spec's model answers only a share of the requests, or was rolled back."""
+    if _rejected(canary, resolution):
+        message = f"{canary.message}; {stable.version} keeps serving"
+        return (
+            "Degraded",
+            "CanaryRolledBack",
+            message,
+            LastFailure(reason="CanaryRolledBack", message=message[:512]),
+        )
+    if canary.phase not in rollout.ACTIVE or canary.canary is None:
+        return None
+    if canary.phase == "Paused" and canary.reason == "AnalysisFailed":
+        message = f"{canary.message}; paused at {canary.desired_weight}% (autoRollback is off)"
+        return (
+            "Degraded",
+            "CanaryPaused",
+            message,
+            LastFailure(reason="CanaryAnalysisFailed", message=message[:512]),
+        )
+    reason = {"Promoting": "CanaryPromoting", "Paused": "AwaitingApproval"}.get(
+        canary.phase, "CanaryInProgress"
+    )
+    message = f"{canary.message}; {stable.version} serves the rest"
+    return "Progressing", reason, message, None

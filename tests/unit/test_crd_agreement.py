@@ -386,6 +386,18 @@ CEL_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         with_(MD, monitoring={"drift": {"enabled": True, "interval": "4s"}}),
         with_(MD, monitoring={"drift": {"enabled": True, "interval": "5s"}}),
     ),
+    (
+        "canary.steps: increasing percentages, each from 1 to 99",
+        "ModelDeployment",
+        with_(MD, rollout={"strategy": "Canary", "canary": {"steps": [50, 25]}}),
+        with_(MD, rollout={"strategy": "Canary", "canary": {"steps": [25, 50]}}),
+    ),
+    (
+        "analysis.interval: at least 1s between checks",
+        "ModelDeployment",
+        with_(MD, rollout={"canary": {"analysis": {"interval": "0s"}}}),
+        with_(MD, rollout={"canary": {"analysis": {"interval": "1s"}}}),
+    ),
 ]
 
 # CEL rules on metadata.name (root level): the operator's twin is a function of the name.

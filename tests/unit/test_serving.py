@@ -534,7 +534,10 @@ def test_plan_applies_deployment_service_then_hpa_and_deletes_the_pdb_it_no_long
         "Service",
         "HorizontalPodAutoscaler",
     ]
-    assert planned.delete == (("policy/v1", "PodDisruptionBudget"),)
+    assert planned.delete == (
+        ("apps/v1", "Deployment", "iris-canary"),
+        ("policy/v1", "PodDisruptionBudget", "iris"),
+    )
     assert planned.model == MODEL
 
 

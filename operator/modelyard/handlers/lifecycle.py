@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from modelyard import drift_monitor, naming
+from modelyard import canary_monitor, drift_monitor, naming
 from modelyard.kube import Kube, load_client
 from modelyard.leader import LeaderElector
 from modelyard.reconcile import Reconciler
@@ -133,13 +133,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         )
     shared = State(operator, Reconciler(kube, operator), elector, [])
     memo.modelyard = shared
-    monitor = drift_monitor.DriftMonitor(
-        kube,
-        shared.reconciler.drift_schedule,
-        lambda namespace, name: shared.run(shared.reconciler.model_deployment, namespace, name),
-    )
+
+    def reconcile(namespace: str, name: str) -> None:
+        shared.run(shared.reconciler.model_deployment, namespace, name)
+
+    drift = drift_monitor.DriftMonitor(kube, shared.reconciler.drift_schedule, reconcile)
+    canary = canary_monitor.CanaryMonitor(kube, shared.reconciler.canary_schedule, reconcile)
     shared.tasks.append(asyncio.create_task(resync_forever(shared)))
-    shared.tasks.append(asyncio.create_task(drift_monitor.run_forever(monitor, shared.leading)))
+    for monitor in (drift, canary):
+        shared.tasks.append(asyncio.create_task(drift_monitor.run_forever(monitor, shared.leading)))
     if elector is not None:
         shared.tasks.append(asyncio.create_task(elect_forever(shared, elector)))
     log.info("modelyard operator started", extra={"settings": operator.model_dump()})
