@@ -124,7 +124,9 @@ def prediction_shift(canary: Mapping[str, float], stable: Mapping[str, float]) -
     s = [max(stable.get(c, 0.0), 0.0) for c in classes]
     if sum(p) <= 0 or sum(s) <= 0:
         return None
-    return float(distance.jensenshannon(p, s, base=2))
+    value = float(distance.jensenshannon(p, s, base=2))
+    # Equal shares can round to a tiny negative divergence, whose square root is NaN.
+    return 0.0 if math.isnan(value) else value
 
 
 def _ms(seconds: float | None) -> float | None:

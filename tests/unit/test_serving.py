@@ -585,3 +585,101 @@ def test_an_invalid_spec_is_degraded_and_not_ready() -> None:
     assert (
         status.last_failure is not None and status.last_failure.message == "spec.image: not allowed"
     )
+
+
+# --- canary --------------------------------------------------------------------------------------
+
+NEXT = ModelStatus(uri="pvc://models/iris/v2-01234567", version="v2-01234567", sha256="c" * 64)
+CANARY_SPEC = {
+    "model": {"storageUri": NEXT.uri, "sha256": NEXT.sha256},
+    "replicas": 3,
+    "rollout": {"strategy": "Canary", "canary": {"steps": [25, 50]}},
+}
+
+
+def canary_md(status: dict[str, Any] | None = None) -> ModelDeployment:
+    return md(CANARY_SPEC, generation=2, status=status)
+
+
+def test_a_new_model_under_a_canary_strategy_runs_beside_the_stable_one() -> None:
+    live = deployment(spec_replicas=3, replicas=3, updated=3, available=3, ready=3)
+    planned = serving.plan(canary_md(), None, live, CONFIG, at=AT)
+    stable, canary = planned.apply[0], planned.apply[1]
+    assert [m["kind"] for m in planned.apply][:3] == ["Deployment", "Deployment", "Service"]
+    assert serving.served_model(stable) == MODEL and stable["spec"]["replicas"] == 3
+    assert canary["metadata"]["name"] == "iris-canary"
+    assert serving.served_model(canary) == NEXT and canary["spec"]["replicas"] == 1
+    arm = {naming.LABEL_ARM: naming.ARM_CANARY}
+    assert canary["spec"]["selector"]["matchLabels"] == {**naming.server_selector("iris"), **arm}
+    assert arm.items() <= canary["spec"]["template"]["metadata"]["labels"].items()
+    # the Service selects both arms; the stable Deployment's selector is what it always was
+    service = planned.apply[2]
+    assert service["spec"]["selector"] == naming.server_selector("iris")
+    assert stable["spec"]["selector"]["matchLabels"] == naming.server_selector("iris")
+    assert ("apps/v1", "Deployment", "iris-canary") not in planned.delete
+    assert planned.model == MODEL and planned.rollout is not None
+    assert planned.rollout.status is not None and planned.rollout.status.phase == "Progressing"
+
+
+def test_a_canary_in_progress_is_not_ready_and_says_who_serves() -> None:
+    live = deployment(spec_replicas=3, replicas=3, updated=3, available=3, ready=3)
+    body = canary_md()
+    planned = serving.plan(body, None, live, CONFIG, at=AT)
+    assert planned.rollout is not None
+    canary_pod = server_pod(NEXT)
+    canary_pod["metadata"]["labels"] = {naming.LABEL_ARM: naming.ARM_CANARY}
+    pods = [server_pod(), canary_pod]
+    status = serving.serving_status(
+        body,
+        planned.resolution,
+        planned.model,
+        live,
+        pods,
+        canary=planned.rollout.status,
+        at=AT,
+    )
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    stalled = next(c for c in status.conditions if c.type == "Stalled")
+    assert (status.phase, ready.status, ready.reason) == (
+        "Progressing",
+        "False",
+        "CanaryInProgress",
+    )
+    assert MODEL.version in ready.message and "25%" in ready.message
+    assert stalled.status == "False" and status.last_failure is None
+    assert status.model == MODEL  # the stable model, beside status.rollout.canary
+
+
+def test_a_rolled_back_canary_degrades_and_stalls_while_stable_serves() -> None:
+    live = deployment(spec_replicas=3, replicas=3, updated=3, available=3, ready=3)
+    rolled_back = {
+        "phase": "RolledBack",
+        "reason": "AnalysisFailed",
+        "message": "canary v2 failed 2 check(s) in a row: p99 latency 3.00x",
+        "canary": NEXT.model_dump(by_alias=True),
+        "stable": MODEL.model_dump(by_alias=True),
+        "generation": 2,
+    }
+    body = canary_md({"rollout": rolled_back, "model": MODEL.model_dump(by_alias=True)})
+    planned = serving.plan(body, None, live, CONFIG, at=AT)
+    assert len([m for m in planned.apply if m["kind"] == "Deployment"]) == 1
+    assert ("apps/v1", "Deployment", "iris-canary") in planned.delete
+    assert planned.rollout is not None
+    status = serving.serving_status(
+        body,
+        planned.resolution,
+        planned.model,
+        live,
+        [server_pod()],
+        canary=planned.rollout.status,
+        at=AT,
+    )
+    conditions = {c.type: c for c in status.conditions}
+    assert status.phase == "Degraded"
+    assert (conditions["Ready"].status, conditions["Ready"].reason) == ("False", "CanaryRolledBack")
+    assert (conditions["Stalled"].status, conditions["Stalled"].reason) == (
+        "True",
+        "AnalysisFailed",
+    )
+    assert status.last_failure is not None and status.last_failure.reason == "CanaryRolledBack"
+    assert "keeps serving" in status.last_failure.message
