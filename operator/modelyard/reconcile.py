@@ -124,10 +124,20 @@ class Reconciler:
     def _delete_child(
         self, owner_uid: str, api_version: str, kind: str, ns: str, name: str
     ) -> None:
-        """Delete a child we no longer want; an object of that name we do not own stays."""
+        """Delete a child we no longer want; an object of that name we do not own stays.
+        Raises ``ChildRefused`` for a refusal the user can act on (RBAC, admission)."""
         live = self.kube.get(api_version, kind, ns, name)
-        if live is not None and naming.controller_uid(live) == owner_uid:
+        if live is None or naming.controller_uid(live) != owner_uid:
+            return
+        try:
             self.kube.delete(api_version, kind, ns, name)
+        except ApiException as error:
+            if not user_caused(error) or namespace_terminating(error):
+                raise
+            reason, message = rejection(error)
+            raise ChildRefused(
+                LastFailure(reason=reason, message=f"{kind} {name}: {message}"[:512])
+            ) from error
 
     def _stuck_pod_failure(self, namespace: str, pods: list[dict[str, Any]]) -> LastFailure | None:
         """What Warning Events say about a pod that does not start (a volume that will not

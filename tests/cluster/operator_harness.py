@@ -292,20 +292,13 @@ def operator_log_section(lines: int = 60) -> str:
 
 def install_crds(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
-    # `kubectl wait` fails outright on a CRD that has no status.conditions yet (a fresh one on
-    # a busy API server): wait for the Established condition by reading it.
+    # `kubectl wait` (and a jsonpath filter) fails outright on a CRD that has no
+    # status.conditions yet (a fresh one on a busy API server): read the whole object.
     for crd in ("trainingjobs.modelyard.io", "modeldeployments.modelyard.io"):
         wait_for(
             f"CRD {crd} Established",
-            lambda crd=crd: (
-                kubectl(
-                    "get",
-                    "crd",
-                    crd,
-                    "-o",
-                    'jsonpath={.status.conditions[?(@.type=="Established")].status}',
-                ).strip()
-                == "True"
+            lambda crd=crd: condition_is(
+                json.loads(kubectl("get", "crd", crd, "-o", "json")), "Established"
             ),
             timeout=60,
         )
