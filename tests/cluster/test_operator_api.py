@@ -34,7 +34,19 @@ def test_kubectl_explain_and_get(modelyard: Modelyard, ns: str) -> None:
     assert header == ["NAME", "PHASE", "MODEL", "ACCURACY", "R2", "AGE"]
     kubectl.apply(model_deployment("explained", training_job="explained"), namespace=ns)
     header = kubectl("get", "md", "-n", ns).splitlines()[0].split()
-    columns = ["NAME", "READY", "READY", "REPLICAS", "DESIRED", "MODEL", "URL", "DRIFT", "AGE"]
+    columns = [
+        "NAME",
+        "READY",
+        "READY",
+        "REPLICAS",
+        "DESIRED",
+        "MODEL",
+        "URL",
+        "DRIFT",
+        "ROLLOUT",
+        "CANARY",
+        "AGE",
+    ]
     assert header == columns
 
 
