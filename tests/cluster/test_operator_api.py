@@ -173,7 +173,8 @@ def test_a_parameter_space_is_values_or_a_range(modelyard: Modelyard, ns: str) -
         ("update", "trainingjobs.modelyard.io", False),
         ("patch", "modeldeployments.modelyard.io", False),
         ("delete", "modeldeployments.modelyard.io", False),
-        ("delete", "deployments.apps", False),
+        ("delete", "deployments.apps", True),  # a canary Deployment's end
+        ("delete", "services", False),
         ("get", "secrets", False),
         ("create", "pods", False),
         ("patch", "pods/status", False),
