@@ -131,6 +131,10 @@ ENV_STORAGE_URI = "MODELYARD_STORAGE_URI"  # the URI that OUTPUT_DIR stands for,
 ENV_MODEL_VERSION = "MODELYARD_MODEL_VERSION"  # optional: version to write (default: generated)
 ENV_DATA_ROOT = "MODELYARD_DATA_ROOT"  # where pvc://<claim>/ datasets are mounted
 ENV_RESULT_PATH = "MODELYARD_RESULT_PATH"  # default /dev/termination-log
+# Optional: the model a retraining must beat (its directory and artifact digest, both or none);
+# the trainer scores it on the new model's own holdout split.
+ENV_CHAMPION_DIR = "MODELYARD_CHAMPION_DIR"
+ENV_CHAMPION_SHA256 = "MODELYARD_CHAMPION_SHA256"
 ENV_SIZE_LIMITS = (
     "MODELYARD_SIZE_LIMITS"  # optional JSON of spec.SizeLimits (default: its defaults)
 )
@@ -218,6 +222,26 @@ class ValidationResult(WireModel):
     results: list[GateResult] = Field(default_factory=list)
 
 
+class ChampionScore(WireModel):
+    version: str
+    sha256: str  # its artifact digest, verified before it was loaded
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class Comparison(WireModel):
+    """A challenger (the model just trained) against the champion it would replace, both
+    scored on the challenger's own holdout split. ``improvement`` is signed so that positive
+    is better on ``metric`` whatever its direction; ``reason`` says why the champion could not
+    be scored (then ``champion`` and ``improvement`` are absent)."""
+
+    metric: str
+    greater_is_better: bool
+    challenger: float
+    champion: ChampionScore | None = None
+    improvement: float | None = None
+    reason: str | None = None
+
+
 class ModelMetadata(WireModel):
     """``metadata.json`` beside the model file. Its bytes are the artifact: their sha256 is
     the artifact digest (``ModelRef.sha256``), and ``sha256`` here pins the model file."""
@@ -245,6 +269,7 @@ class ModelMetadata(WireModel):
     # warm-up input and the drift baseline; the model's outputs on them, the output baseline.
     reference_sample: list[list[Any]] = Field(default_factory=list)
     reference_predictions: list[Any] = Field(default_factory=list)
+    comparison: Comparison | None = None
 
 
 # --- the trainer's result on the termination log ----------------------------------------------
@@ -272,6 +297,7 @@ class TrainerResult(WireModel):
     best_params: dict[str, Any] | None = None
     dataset: DatasetInfo | None = None
     validation: ValidationResult | None = None
+    comparison: Comparison | None = None
 
     @property
     def succeeded(self) -> bool:

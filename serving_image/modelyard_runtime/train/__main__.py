@@ -25,6 +25,8 @@ from pydantic import ValidationError
 from modelyard_runtime.contract import (
     DEFAULT_DATA_ROOT,
     DEFAULT_RESULT_PATH,
+    ENV_CHAMPION_DIR,
+    ENV_CHAMPION_SHA256,
     ENV_DATA_ROOT,
     ENV_LOG_LEVEL,
     ENV_MODEL_VERSION,
@@ -40,6 +42,7 @@ from modelyard_runtime.contract import (
 from modelyard_runtime.logs import configure_logging
 from modelyard_runtime.spec import SizeLimits, TrainingSpec, size_violations
 from modelyard_runtime.train.artifact import generated_version
+from modelyard_runtime.train.champion import Champion
 from modelyard_runtime.train.errors import InvalidSpec, TrainerError
 from modelyard_runtime.train.run import RunConfig, train
 
@@ -47,6 +50,7 @@ log = logging.getLogger("modelyard.train")
 
 # A model version names one directory under the output dir (and a label value).
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class _ArgumentError(Exception):
@@ -139,7 +143,21 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         storage_uri=storage_uri or f"file://{output_dir}",
         version=version,
         data_root=os.environ.get(ENV_DATA_ROOT, DEFAULT_DATA_ROOT),
+        champion=_champion(),
     )
+
+
+def _champion() -> Champion | None:
+    directory = os.environ.get(ENV_CHAMPION_DIR, "")
+    sha256 = os.environ.get(ENV_CHAMPION_SHA256, "").lower()
+    if not directory and not sha256:
+        return None
+    if not directory or not SHA256.fullmatch(sha256):
+        raise InvalidSpec(
+            f"a champion needs both {ENV_CHAMPION_DIR} and {ENV_CHAMPION_SHA256} "
+            "(its artifact digest, 64 hex digits): it is verified before it is loaded"
+        )
+    return Champion(directory=directory, sha256=sha256)
 
 
 def main(argv: list[str] | None = None) -> int:

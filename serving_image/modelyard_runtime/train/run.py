@@ -14,9 +14,16 @@ import sklearn
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
-from modelyard_runtime.contract import ModelMetadata, ModelRef, TrainerResult, task_of
+from modelyard_runtime.contract import (
+    Comparison,
+    ModelMetadata,
+    ModelRef,
+    TrainerResult,
+    task_of,
+)
 from modelyard_runtime.spec import TrainingSpec
 from modelyard_runtime.train import artifact, metrics, search
+from modelyard_runtime.train.champion import Champion, Holdout, compare
 from modelyard_runtime.train.data import load_dataset
 from modelyard_runtime.train.errors import InvalidData, InvalidSpec
 from modelyard_runtime.train.estimators import make_estimator
@@ -31,6 +38,7 @@ class RunConfig:
     storage_uri: str
     version: str
     data_root: str
+    champion: Champion | None = None  # the model to score beside the new one, if any
 
 
 def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
@@ -114,6 +122,12 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
 
     held_out = metrics.evaluate(model, x_test, y_test, task, wanted, classes)
     gate = metrics.evaluate_gate(validation.gate, held_out)
+    comparison = None
+    if config.champion is not None:
+        holdout = Holdout(x_test, y_test, task, wanted, classes, described)
+        comparison = compare(
+            config.champion, holdout, held_out, metric=objective, greater_is_better=maximize
+        )
     log.info(
         "trained",
         extra={
@@ -154,6 +168,7 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
             reference=artifact.reference_stats(dataset.features, described),
             reference_sample=artifact.rows_of(sample),
             reference_predictions=sample_predictions,
+            comparison=comparison,
         )
 
     written = artifact.write_artifact(config.output_dir, config.version, model, build_metadata)
@@ -169,6 +184,8 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
         },
     )
     notes = [found.note] if found and found.note else []
+    if comparison is not None:
+        notes.append(_describe(comparison))
     if gate.passed:
         reason, message = "Succeeded", "; ".join([f"trained {spec.model.estimator}", *notes])
     else:
@@ -183,6 +200,18 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
         best_params=outcome.best_params,
         dataset=dataset.info,
         validation=gate,
+        comparison=comparison,
+    )
+
+
+def _describe(comparison: Comparison) -> str:
+    if comparison.champion is None or comparison.improvement is None:
+        return f"champion not compared: {comparison.reason}"
+    champion = comparison.champion
+    sign = "beats" if comparison.improvement > 0 else "does not beat"
+    return (
+        f"{sign} champion {champion.version} on {comparison.metric} "
+        f"({comparison.challenger:g} vs {champion.metrics[comparison.metric]:g})"
     )
 
 
