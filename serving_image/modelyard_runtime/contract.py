@@ -135,6 +135,9 @@ ENV_RESULT_PATH = "MODELYARD_RESULT_PATH"  # default /dev/termination-log
 # the trainer scores it on the new model's own holdout split.
 ENV_CHAMPION_DIR = "MODELYARD_CHAMPION_DIR"
 ENV_CHAMPION_SHA256 = "MODELYARD_CHAMPION_SHA256"
+# Optional "true": when the dataset's digest equals the one the champion was trained on, train
+# nothing and report DataUnchanged (only the trainer can read the data to hash it).
+ENV_SKIP_IF_DATA_UNCHANGED = "MODELYARD_SKIP_IF_DATA_UNCHANGED"
 ENV_SIZE_LIMITS = (
     "MODELYARD_SIZE_LIMITS"  # optional JSON of spec.SizeLimits (default: its defaults)
 )
@@ -239,6 +242,9 @@ class Comparison(WireModel):
     challenger: float
     champion: ChampionScore | None = None
     improvement: float | None = None
+    # Per metric both were scored on: how much worse the challenger is (positive: worse,
+    # whatever the metric's direction), for the operator's maxRegression guards.
+    regressions: dict[str, float] = Field(default_factory=dict)
     reason: str | None = None
 
 
@@ -274,7 +280,10 @@ class ModelMetadata(WireModel):
 
 # --- the trainer's result on the termination log ----------------------------------------------
 
-ResultReason = Literal["Succeeded", "InvalidSpec", "InvalidData", "GateNotMet", "InternalError"]
+# DataUnchanged: a retraining asked to skip data its champion was trained on (exit 0, no model).
+ResultReason = Literal[
+    "Succeeded", "DataUnchanged", "InvalidSpec", "InvalidData", "GateNotMet", "InternalError"
+]
 
 
 class ModelRef(WireModel):

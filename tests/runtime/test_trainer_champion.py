@@ -12,6 +12,7 @@ import pytest
 from modelyard_runtime.contract import (
     ENV_CHAMPION_DIR,
     ENV_CHAMPION_SHA256,
+    ENV_SKIP_IF_DATA_UNCHANGED,
     ExitCode,
     ModelMetadata,
     TrainerResult,
@@ -99,7 +100,28 @@ def test_a_worse_challenger_does_not_beat_the_champion(
     comparison = TrainerResult.model_validate(run.result).comparison
     assert comparison is not None and comparison.improvement is not None
     assert comparison.improvement < -0.2, comparison
+    # Worse on every metric both were scored on, as the operator's maxRegression reads it.
+    assert set(comparison.regressions) == {"accuracy", "f1"}
+    assert comparison.regressions["accuracy"] == pytest.approx(-comparison.improvement)
+    assert comparison.regressions["f1"] > 0
     assert "does not beat champion v1" in run.result["message"]
+
+
+def test_data_the_champion_was_trained_on_is_not_trained_again(
+    champion: TrainerRun, tmp_path: Path
+) -> None:
+    same_data = iris_csv(tmp_path / "a.csv", shift=3.0)  # byte for byte the champion's data
+    skip = {ENV_SKIP_IF_DATA_UNCHANGED: "true"}
+    run = run_trainer(spec(same_data), tmp_path, version="v2", **against(champion), **skip)
+    assert run.returncode == ExitCode.OK, run.stderr[-2000:]
+    assert run.result["reason"] == "DataUnchanged", run.result
+    assert "model" not in run.result
+    assert not (run.output_dir / "v2").exists()  # nothing written
+    assert run.result["dataset"]["digest"] == champion.result["dataset"]["digest"]
+    # Refreshed data is trained on, with the same setting.
+    fresh = iris_csv(tmp_path / "b.csv", shift=-1.0)
+    run = run_trainer(spec(fresh), tmp_path, version="v3", **against(champion), **skip)
+    assert run.result["reason"] == "Succeeded", run.stderr[-2000:]
 
 
 def test_a_champion_that_does_not_verify_is_reported_not_loaded(

@@ -116,10 +116,11 @@ def _read(path: str, what: str) -> bytes:
         raise ModelLoadError(f"cannot read {what} {path}: {error.strerror}") from error
 
 
-def load_model(model_dir: str, name: str, expected_sha256: str | None = None) -> LoadedModel:
-    """Each file is read once, and what is verified is what is used: the metadata bytes are
-    hashed (the artifact digest, the deployment's pin) and parsed; the model bytes are hashed
-    (against the metadata), type-checked and loaded. Nothing is re-read after its check."""
+def verified_metadata(
+    model_dir: str, expected_sha256: str | None = None
+) -> tuple[ModelMetadata, str]:
+    """``metadata.json`` parsed from the very bytes that were hashed, and that hash (the
+    artifact digest), checked against ``expected_sha256`` when given."""
     metadata_path = os.path.join(model_dir, METADATA_FILE)
     metadata_bytes = _read(metadata_path, "metadata file")
     digest = sha256_of(metadata_bytes)
@@ -129,9 +130,16 @@ def load_model(model_dir: str, name: str, expected_sha256: str | None = None) ->
             f"{expected_sha256}; refusing to load"
         )
     try:
-        metadata = ModelMetadata.model_validate_json(metadata_bytes)
+        return ModelMetadata.model_validate_json(metadata_bytes), digest
     except ValidationError as error:
         raise ModelLoadError(f"cannot read {metadata_path}: {error}") from error
+
+
+def load_model(model_dir: str, name: str, expected_sha256: str | None = None) -> LoadedModel:
+    """Each file is read once, and what is verified is what is used: the metadata bytes are
+    hashed (the artifact digest, the deployment's pin) and parsed; the model bytes are hashed
+    (against the metadata), type-checked and loaded. Nothing is re-read after its check."""
+    metadata, digest = verified_metadata(model_dir, expected_sha256)
 
     model_path = os.path.join(model_dir, os.path.basename(metadata.model_file))
     data = _read(model_path, "model file")

@@ -33,6 +33,7 @@ from modelyard_runtime.contract import (
     ENV_OUTPUT_DIR,
     ENV_RESULT_PATH,
     ENV_SIZE_LIMITS,
+    ENV_SKIP_IF_DATA_UNCHANGED,
     ENV_STORAGE_URI,
     ENV_TRAINING_SPEC,
     ExitCode,
@@ -144,6 +145,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         version=version,
         data_root=os.environ.get(ENV_DATA_ROOT, DEFAULT_DATA_ROOT),
         champion=_champion(),
+        skip_if_data_unchanged=os.environ.get(ENV_SKIP_IF_DATA_UNCHANGED, "").lower() == "true",
     )
 
 
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         result = train(spec, config)
-        code = ExitCode.OK if result.succeeded else ExitCode.GATE_NOT_MET
+        code = ExitCode.GATE_NOT_MET if result.reason == "GateNotMet" else ExitCode.OK
         log.info("finished", extra={"reason": result.reason, "exitCode": int(code)})
     except _ArgumentError as error:
         log.error("invalid arguments", extra={"error": str(error)})

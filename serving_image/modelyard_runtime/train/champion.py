@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from modelyard_runtime.contract import ChampionScore, Comparison, FeatureInfo, Task
-from modelyard_runtime.serve.model import ModelLoadError, load_model
+from modelyard_runtime.serve.model import ModelLoadError, load_model, verified_metadata
 from modelyard_runtime.train import metrics
+from modelyard_runtime.train.search import default_direction
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,30 @@ def compare(
     if metric not in scores:
         return unscored(f"the champion has no {metric} (it lacks predict_proba)")
     delta = challenger[metric] - scores[metric]
+    regressions = {
+        name: round(_worse_by(challenger[name], theirs, default_direction(name)), 6)
+        for name, theirs in scores.items()
+        if name in challenger
+    }
     return base.model_copy(
         update={
             "champion": ChampionScore(version=loaded.version, sha256=loaded.digest, metrics=scores),
             "improvement": round(delta if greater_is_better else -delta, 6),
+            "regressions": regressions,
         }
     )
+
+
+def _worse_by(ours: float, theirs: float, greater_is_better: bool) -> float:
+    return theirs - ours if greater_is_better else ours - theirs
+
+
+def trained_on(champion: Champion) -> str | None:
+    """The digest of the dataset the champion was trained on (from its verified metadata),
+    ``None`` when the champion cannot be read or verified."""
+    try:
+        metadata, _ = verified_metadata(champion.directory, champion.sha256)
+    except ModelLoadError as error:
+        log.warning("champion metadata not read", extra={"reason": str(error)})
+        return None
+    return metadata.dataset.digest

@@ -23,7 +23,7 @@ from modelyard_runtime.contract import (
 )
 from modelyard_runtime.spec import TrainingSpec
 from modelyard_runtime.train import artifact, metrics, search
-from modelyard_runtime.train.champion import Champion, Holdout, compare
+from modelyard_runtime.train.champion import Champion, Holdout, compare, trained_on
 from modelyard_runtime.train.data import load_dataset
 from modelyard_runtime.train.errors import InvalidData, InvalidSpec
 from modelyard_runtime.train.estimators import make_estimator
@@ -39,6 +39,7 @@ class RunConfig:
     version: str
     data_root: str
     champion: Champion | None = None  # the model to score beside the new one, if any
+    skip_if_data_unchanged: bool = False  # data the champion was trained on: train nothing
 
 
 def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
@@ -63,6 +64,19 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
             "columns": dataset.info.columns,
         },
     )
+    champion = config.champion
+    if (
+        champion is not None
+        and config.skip_if_data_unchanged
+        and trained_on(champion) == dataset.info.digest
+    ):
+        return TrainerResult(
+            reason="DataUnchanged",
+            message=f"the dataset ({dataset.info.digest}) is the one the champion was "
+            "trained on: nothing trained",
+            task=task,
+            dataset=dataset.info,
+        )
     described = describe_features(dataset.features)
     x = to_matrix(dataset.features, described)
     y = dataset.target.to_numpy()
