@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from croniter import croniter
 from modelyard_runtime.contract import (
     CamelModel,
+    Comparison,
     DatasetInfo,
     ModelRef,
     ValidationResult,
@@ -103,6 +105,16 @@ class OutputSpec(CamelModel):
     storage_uri: str | None = Field(default=None, pattern=STORAGE_URI_PATTERN)
 
 
+class ChampionSpec(CamelModel):
+    """The model this training must be compared with (a retraining's champion): verified by
+    its artifact digest, then scored on the new model's own holdout split."""
+
+    storage_uri: str = Field(pattern=STORAGE_URI_PATTERN)  # its directory, pvc://claim/.../<v>
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    # Train nothing when the dataset's digest equals the one the champion was trained on.
+    skip_if_data_unchanged: bool = False
+
+
 class TrainingJobSpec(CamelModel):
     dataset: DatasetSpec
     model: ModelSpec
@@ -115,6 +127,7 @@ class TrainingJobSpec(CamelModel):
     active_deadline_seconds: int | None = Field(default=None, ge=1)
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     suspend: bool = False
+    champion: ChampionSpec | None = None
 
     @model_validator(mode="after")
     def _trainable(self) -> TrainingJobSpec:
@@ -164,6 +177,7 @@ class TrainingJobStatus(CamelModel):
     best_params: dict[str, Any] | None = None
     dataset: DatasetStatus | None = None
     validation: ValidationResult | None = None
+    comparison: Comparison | None = None  # against spec.champion, on this model's holdout
     last_failure: LastFailure | None = None
 
 
@@ -328,6 +342,79 @@ class Rollout(CamelModel):
     approve: str | None = Field(default=None, pattern=SHA256_PATTERN)
 
 
+class OnDrift(CamelModel):
+    # How long the drift verdict must have been Drifting (on top of its own persistence).
+    min_duration: str = Field(default="30m", min_length=2, pattern=DURATION_PATTERN)
+
+    @property
+    def min_duration_seconds(self) -> int:
+        return duration_seconds(self.min_duration)
+
+
+class RetrainingTemplate(CamelModel):
+    """Where a retraining TrainingJob's spec comes from: a copy of that TrainingJob's spec as
+    it is now, or the spec written here. Its dataset is whatever that spec points at then (a
+    file a data pipeline refreshes)."""
+
+    training_job_ref: TrainingJobRef | None = None
+    spec: TrainingJobSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RetrainingTemplate:
+        if (self.training_job_ref is None) == (self.spec is None):
+            raise ValueError("retraining.template: set exactly one of trainingJobRef or spec")
+        return self
+
+
+PromotionPolicy = Literal["BeatChampion", "PassGate", "Manual"]
+
+
+class Promotion(CamelModel):
+    """When a challenger (a retraining's model that passed its gate) replaces the champion."""
+
+    policy: PromotionPolicy = "BeatChampion"
+    # Challenger minus champion on the gate's primary metric, both on the challenger's holdout
+    # (signed so that positive is better whatever the metric's direction).
+    min_improvement: float = Field(default=0.0, ge=0)
+    # Per metric, how much worse than the champion the challenger may be.
+    max_regression: dict[str, float] = Field(default_factory=dict)
+    via: Literal["Rollout", "Direct"] = "Rollout"
+    # Policy Manual: the challenger whose sha256 this names is promoted.
+    approve: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+
+RetrainingTrigger = Literal["OnDrift", "Schedule"]
+
+
+class Retraining(CamelModel):
+    """Retrain the served model on drift, on a schedule or on request; promote the challenger
+    only when it beats the champion on the same holdout (or as ``promotion`` says)."""
+
+    triggers: list[RetrainingTrigger] = Field(default_factory=list, max_length=2)
+    schedule: str | None = Field(default=None, min_length=1, max_length=100)
+    on_drift: OnDrift = Field(default_factory=OnDrift)
+    template: RetrainingTemplate
+    cooldown: str = Field(default="24h", min_length=2, pattern=DURATION_PATTERN)
+    max_attempts_per_episode: int = Field(default=3, ge=1, le=100)
+    skip_if_data_unchanged: bool = True
+    history_limit: int = Field(default=10, ge=1, le=100)
+    promotion: Promotion = Field(default_factory=Promotion)
+    # The manual trigger: a new value starts one retraining (whatever the cooldown), once.
+    run: str | None = Field(default=None, min_length=1, max_length=63)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Retraining:
+        if "Schedule" in self.triggers and self.schedule is None:
+            raise ValueError("retraining: the Schedule trigger needs a schedule (cron)")
+        if self.schedule is not None and not croniter.is_valid(self.schedule):
+            raise ValueError(f"retraining.schedule: {self.schedule!r} is not a cron expression")
+        return self
+
+    @property
+    def cooldown_seconds(self) -> int:
+        return duration_seconds(self.cooldown)
+
+
 class ModelDeploymentSpec(CamelModel):
     model: ModelSource
     replicas: int | None = Field(default=None, ge=0, le=1000)
@@ -336,6 +423,7 @@ class ModelDeploymentSpec(CamelModel):
     image: str | None = Field(default=None, min_length=1)
     monitoring: Monitoring | None = None
     rollout: Rollout | None = None
+    retraining: Retraining | None = None
 
     @property
     def canary(self) -> Canary | None:
@@ -443,6 +531,70 @@ class RolloutStatus(CamelModel):
     last_analysis: CanaryAnalysisStatus | None = None
 
 
+class Score(CamelModel):
+    """A model and its score on the gate's primary metric (on the challenger's holdout)."""
+
+    version: str
+    sha256: str | None = None
+    score: float | None = None
+
+
+DecisionResult = Literal["Promoting", "AwaitingApproval", "Promoted", "Rejected"]
+
+
+class RetrainingDecision(CamelModel):
+    job: str
+    at: str
+    result: DecisionResult
+    reason: str  # Promoted, BeatChampion, GateNotMet, NotBetter, DataUnchanged, ...
+    message: str = ""
+    metric: str | None = None
+    challenger: Score | None = None
+    champion: Score | None = None
+
+
+class RetrainingTriggerStatus(CamelModel):
+    reason: Literal["Drift", "Schedule", "Manual"]
+    at: str
+    job: str
+
+
+class Candidate(CamelModel):
+    """A challenger on its way to serving (through the canary when there is one)."""
+
+    uri: str
+    version: str
+    sha256: str
+    job: str
+
+
+class RetrainingStatus(CamelModel):
+    since: str  # when retraining was first seen on: the schedule counts from here
+    generation: int | None = None  # the spec generation last seen (a new one resets attempts)
+    last_trigger: RetrainingTriggerStatus | None = None
+    last_scheduled: str | None = None  # the last Schedule trigger
+    active_job: str | None = None
+    next_run: str | None = None  # the schedule's next time, when Schedule is a trigger
+    runs: int = 0  # retraining TrainingJobs created so far (their names count up)
+    attempts: int = 0  # retrainings in the current drift episode
+    episode: str | None = None  # when the current drift episode began (drift.since)
+    handled_run: str | None = None  # the last spec.retraining.run acted on
+    candidate: Candidate | None = None
+    last_decision: RetrainingDecision | None = None
+
+
+class ModelHistoryEntry(CamelModel):
+    """One model that served as champion, newest first."""
+
+    version: str
+    uri: str
+    sha256: str | None = None
+    training_job: str | None = None
+    promoted_at: str
+    why: Literal["Spec", "Drift", "Schedule", "Manual"]  # Spec: what spec.model names
+    score: float | None = None
+
+
 class ModelDeploymentStatus(CamelModel):
     phase: ServingPhase | None = None
     observed_generation: int | None = None
@@ -454,6 +606,8 @@ class ModelDeploymentStatus(CamelModel):
     last_failure: LastFailure | None = None
     drift: DriftStatus | None = None
     rollout: RolloutStatus | None = None
+    retraining: RetrainingStatus | None = None
+    model_history: list[ModelHistoryEntry] | None = None
 
 
 # --- whole objects, parsed once at the edge ------------------------------------------------------

@@ -20,6 +20,10 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 # On canary server pods only: the stable Deployment's selector predates canaries and a
 # Deployment's selector is immutable, so stable pods are the ones without it.
 LABEL_ARM = "modelyard.io/arm"
+# On a retraining TrainingJob: the ModelDeployment it retrains for, why, and its run number.
+LABEL_RETRAINING_FOR = "modelyard.io/retraining-for"
+LABEL_TRIGGER = "modelyard.io/trigger"
+LABEL_RUN = "modelyard.io/retraining-run"
 ARM_CANARY = "canary"
 ANNOTATION_SPEC_HASH = "modelyard.io/spec-hash"
 ANNOTATION_GENERATION = "modelyard.io/generation"

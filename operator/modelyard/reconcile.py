@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from modelyard import mergepatch, naming, rollout, serving, training
+from modelyard import mergepatch, naming, retraining, rollout, serving, training
 from modelyard.api import (
     API_GROUP_VERSION,
     MODEL_DEPLOYMENT_KIND,
@@ -32,7 +32,7 @@ from modelyard.api import (
     previous_training_status,
 )
 from modelyard.canary_monitor import CanarySchedule, Step
-from modelyard.conditions import now
+from modelyard.conditions import now, parse_time
 from modelyard.drift_monitor import Schedule
 from modelyard.events import phase_event
 from modelyard.failures import event_failure, waiting_to_start
@@ -76,6 +76,7 @@ class Reconciler:
         self.followers = Followers()
         self.drift_schedule = Schedule()  # which ModelDeployments the drift monitor checks
         self.canary_schedule = CanarySchedule()  # which canary steps the canary monitor judges
+        self.retrainers = Followers()  # which ModelDeployment waits for which retraining
 
     def _write_status(
         self,
@@ -225,6 +226,7 @@ class Reconciler:
                 self.followers.set(namespace, name, None)
                 self.drift_schedule.set(namespace, name, None)
                 self.canary_schedule.set(namespace, name, None)
+                self.retrainers.set(namespace, name, None)
                 return
             with _unless_namespace_terminating():
                 self._reconcile_model_deployment(body)
@@ -244,6 +246,7 @@ class Reconciler:
                     API_GROUP_VERSION, TRAINING_JOB_KIND, meta.namespace, ref.name
                 )
                 training_job = previous_training_status(tj_body) if tj_body else None
+            retrained = self._plan_retraining(md, training_job, at)
             live = self.kube.get("apps/v1", "Deployment", meta.namespace, meta.name)
             if live is not None and naming.controller_uid(live) != meta.uid:
                 live = None  # someone else's: _apply_child reports the conflict
@@ -258,6 +261,8 @@ class Reconciler:
                 self.server,
                 canary_pods=[pod for pod in pods if naming.is_canary_pod(pod)],
                 check=self.canary_schedule.check_for(meta.namespace, meta.name, judged),
+                retrained=retraining.resolution(retrained),
+                direct=retrained.direct,
                 at=at,
             )
         except InvalidSpec as error:
@@ -279,6 +284,7 @@ class Reconciler:
                     hpa = applied
             for api_version, kind, name in plan.delete:
                 self._delete_child(meta.uid, api_version, kind, meta.namespace, name)
+            retrained = self._apply_retraining(md, retrained)
         except ChildRefused as error:
             refused = error.failure
         if plan.model is None:
@@ -296,14 +302,88 @@ class Reconciler:
             canary=decided,
             at=at,
         )
+        if md.spec.retraining is not None:
+            retrained = retraining.settle(retrained, status, md.spec.retraining, at)
+            status = retraining.with_retraining(md, status, retrained, at=at)
         self._write_status(body, before.phase, status)
-        event = rollout.transition_event(before.rollout, status.rollout)
-        if event is not None:
-            self.kube.event(body, reason=event.reason, message=event.message, warning=event.warning)
+        events = [rollout.transition_event(before.rollout, status.rollout), *retrained.events]
+        for event in events:
+            if event is not None:
+                self.kube.event(
+                    body, reason=event.reason, message=event.message, warning=event.warning
+                )
+
+    def _plan_retraining(
+        self, md: ModelDeployment, training_job: TrainingJobStatus | None, at: str
+    ) -> retraining.RetrainingPlan:
+        """Observe what spec.retraining decides on (its TrainingJobs, the template's spec) and
+        ask the core."""
+        meta, retrain = md.metadata, md.spec.retraining
+        if retrain is None:
+            self.retrainers.set(meta.namespace, meta.name, None)
+            return retraining.plan(md, None, [], None, now=parse_time(at), at=at)
+        selector = f"{naming.LABEL_RETRAINING_FOR}={naming.fit_name(meta.name)}"
+        challengers = [
+            found
+            for body in self.kube.list(
+                API_GROUP_VERSION, TRAINING_JOB_KIND, meta.namespace, selector
+            )
+            if naming.controller_uid(body) == meta.uid
+            and (found := retraining.Challenger.of(body)) is not None
+        ]
+        template, problem = self._retraining_template(md)
+        decided = retraining.plan(
+            md,
+            serving.resolve_model(md.spec, training_job).model,
+            challengers,
+            template,
+            template_error=problem,
+            now=parse_time(at),
+            at=at,
+        )
+        watched = decided.status.active_job if decided.status else None
+        self.retrainers.set(meta.namespace, meta.name, watched)
+        return decided
+
+    def _retraining_template(self, md: ModelDeployment) -> tuple[dict[str, Any] | None, str]:
+        """The spec a retraining TrainingJob copies, checked as a TrainingJob's would be."""
+        retrain = md.spec.retraining
+        if retrain is None:
+            return None, ""
+        source = retrain.template
+        if source.spec is not None:
+            return source.spec.model_dump(by_alias=True, exclude_none=True, mode="json"), ""
+        ref = source.training_job_ref.name if source.training_job_ref else ""
+        body = self.kube.get(API_GROUP_VERSION, TRAINING_JOB_KIND, md.metadata.namespace, ref)
+        if body is None:
+            return None, f"retraining.template: TrainingJob {ref} not found"
+        try:
+            TrainingJob.parse(body)
+        except InvalidSpec as error:
+            return None, f"retraining.template: TrainingJob {ref}: {error.message}"
+        return dict(body.get("spec") or {}), ""
+
+    def _apply_retraining(
+        self, md: ModelDeployment, decided: retraining.RetrainingPlan
+    ) -> retraining.RetrainingPlan:
+        """Create the retraining TrainingJob the core asked for, delete the ones past
+        ``historyLimit``. A refused create is a stalled retraining, not a lost trigger: the
+        next reconcile asks again."""
+        meta = md.metadata
+        if decided.create is not None:
+            try:
+                self._apply_child(meta.uid, decided.create)
+            except ChildRefused as refused:
+                return retraining.refused(decided, refused.failure.message)
+        for name in decided.delete:
+            self._delete_child(meta.uid, API_GROUP_VERSION, TRAINING_JOB_KIND, meta.namespace, name)
+        return decided
 
     def deployments_following(self, namespace: str, training_job: str) -> None:
-        """Re-reconcile the ModelDeployments that follow ``training_job``'s model."""
-        for name in self.followers.of(namespace, training_job):
+        """Re-reconcile the ModelDeployments that follow ``training_job``'s model, or wait for
+        it as a retraining."""
+        waiting = self.retrainers.of(namespace, training_job)
+        for name in sorted({*self.followers.of(namespace, training_job), *waiting}):
             self.model_deployment(namespace, name)
 
     # --- resync -----------------------------------------------------------------------------------

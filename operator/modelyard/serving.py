@@ -389,19 +389,23 @@ def plan(
     *,
     canary_pods: list[dict[str, Any]] | None = None,
     check: CanaryAnalysisStatus | None = None,
+    retrained: Resolution | None = None,
+    direct: bool = False,
     at: str = "",
 ) -> ServingPlan:
     """Decide from the ModelDeployment, the status of the TrainingJob it follows (``None``
     when absent or not followed), its live stable Deployment (``None`` when absent or not
     ours), the pods of its canary and the canary monitor's latest ``check`` of the current
-    step. Raises ``InvalidSpec`` for an image the operator does not allow or a model URI it
-    cannot mount."""
+    step. ``retrained`` is the model spec.retraining serves instead of spec.model's (its
+    champion, or a challenger on its way), ``direct`` whether that challenger skips the canary.
+    Raises ``InvalidSpec`` for an image the operator does not allow or a model URI it cannot
+    mount."""
     meta, spec = md.metadata, md.spec
     if spec.image is not None and not config.image_allowed(spec.image):
         raise InvalidSpec(
             f"spec.image {spec.image!r} is not allowed by the operator (MODELYARD_ALLOWED_IMAGES)"
         )
-    resolution = resolve_model(spec, training_job)
+    resolution = retrained or resolve_model(spec, training_job)
     # What the live pod template carries is the truth of what is served (a lost status write
     # cannot roll it back); the last status stands in when the Deployment is gone.
     served = served_model(live) or md.status.model
@@ -411,7 +415,7 @@ def plan(
         return ServingPlan(resolution, None, (), ())
     wanted = desired_replicas(spec, live)
     decision = rollout.decide(
-        spec.rollout,
+        None if direct else spec.rollout,
         generation=meta.generation,
         prev=md.status.rollout,
         desired=model,

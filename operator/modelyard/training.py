@@ -31,6 +31,7 @@ from modelyard.settings import OperatorSettings
 TRAINER_CONTAINER = "trainer"
 MODEL_MOUNT = "/mnt/models"
 DATA_ROOT = contract.DEFAULT_DATA_ROOT
+CHAMPION_ROOT = "/mnt/champion"
 TERMINAL: tuple[TrainingPhase, ...] = ("Succeeded", "Failed")
 NON_RETRYABLE_REASONS = ("InvalidSpec", "InvalidData", "GateNotMet")
 
@@ -99,6 +100,10 @@ def size_violations(spec: TrainingJobSpec, limits: SizeLimits) -> list[str]:
 def _volumes(
     spec: TrainingJobSpec, output_claim: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The trainer's volumes and mounts: the output claim, the dataset's claim (read-only at
+    ``DATA_ROOT/<claim>``) and the champion's (read-only at ``CHAMPION_ROOT/<claim>``). One
+    claim is one volume however often it is mounted: two volumes of the same claim would leave
+    the pod in ContainerCreating for good."""
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         {"name": "models", "persistentVolumeClaim": {"claimName": output_claim}},
@@ -107,23 +112,39 @@ def _volumes(
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "models", "mountPath": MODEL_MOUNT},
     ]
-    uri = spec.dataset.uri
-    if uri is not None and uri.startswith("pvc://"):
-        data_claim, _ = contract.parse_pvc_uri(uri)
-        data_mount = {"mountPath": f"{DATA_ROOT}/{data_claim}", "readOnly": True}
-        if data_claim == output_claim:
-            # One claim for data and models: one volume mounted twice. Two volumes of the same
-            # claim would leave the pod in ContainerCreating for good.
-            mounts.append({"name": "models", **data_mount})
-        else:
+    claims = {output_claim: "models"}
+    for volume, uri, root in (
+        ("data", spec.dataset.uri, DATA_ROOT),
+        ("champion", spec.champion.storage_uri if spec.champion else None, CHAMPION_ROOT),
+    ):
+        if uri is None or not uri.startswith("pvc://"):
+            continue
+        claim, _ = contract.parse_pvc_uri(uri)
+        if claim not in claims:
+            claims[claim] = volume
             volumes.append(
-                {
-                    "name": "data",
-                    "persistentVolumeClaim": {"claimName": data_claim, "readOnly": True},
-                }
+                {"name": volume, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
             )
-            mounts.append({"name": "data", **data_mount})
+        mounts.append({"name": claims[claim], "mountPath": f"{root}/{claim}", "readOnly": True})
     return volumes, mounts
+
+
+def champion_env(spec: TrainingJobSpec) -> list[dict[str, str]]:
+    """Where the trainer finds the champion (mounted by ``_volumes``) and how to treat it."""
+    if spec.champion is None:
+        return []
+    claim, path = contract.parse_pvc_uri(spec.champion.storage_uri)
+    return [
+        {
+            "name": contract.ENV_CHAMPION_DIR,
+            "value": "/".join(p for p in (CHAMPION_ROOT, claim, path) if p),
+        },
+        {"name": contract.ENV_CHAMPION_SHA256, "value": spec.champion.sha256},
+        {
+            "name": contract.ENV_SKIP_IF_DATA_UNCHANGED,
+            "value": "true" if spec.champion.skip_if_data_unchanged else "false",
+        },
+    ]
 
 
 def build_job(
@@ -155,6 +176,7 @@ def build_job(
             "name": contract.ENV_SIZE_LIMITS,
             "value": config.size_limits.model_dump_json(by_alias=True),
         },
+        *champion_env(spec),
     ]
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
@@ -474,6 +496,8 @@ def training_status(
                 "kubectl delete); its model is not trusted: change the spec to train again"
             )
             last_failure = LastFailure(reason=reason, message=message)
+        elif result is not None and result.reason == "DataUnchanged":
+            phase, reason, message = "Succeeded", "DataUnchanged", result.message
         elif result is None or not result.succeeded or result.model is None:
             phase, reason = "Failed", "NoResult"
             message = "the trainer exited 0 but left no usable result in its termination log"
@@ -532,7 +556,8 @@ def training_status(
             reason, message = pod_failure.reason, pod_failure.message
 
     succeeded_model = result.model if (result and phase == "Succeeded") else None
-    report = result if (result and (result.succeeded or result.reason == "GateNotMet")) else None
+    reported = ("Succeeded", "GateNotMet", "DataUnchanged")
+    report = result if (result and result.reason in reported) else None
     return status(
         phase,
         reason,
@@ -547,4 +572,5 @@ def training_status(
         metrics=dict(report.metrics) if report and report.metrics else None,
         best_params=report.best_params if report else None,
         dataset=DatasetStatus.of(report.dataset) if report and report.dataset else None,
+        comparison=report.comparison if report else None,
     )

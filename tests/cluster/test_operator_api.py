@@ -171,6 +171,8 @@ def test_a_parameter_space_is_values_or_a_range(modelyard: Modelyard, ns: str) -
         ("patch", "events", False),
         # never a user's spec, never secrets, nothing it does not need
         ("update", "trainingjobs.modelyard.io", False),
+        ("create", "trainingjobs.modelyard.io", True),  # spec.retraining's challengers
+        ("delete", "trainingjobs.modelyard.io", True),  # past its historyLimit
         ("patch", "modeldeployments.modelyard.io", False),
         ("delete", "modeldeployments.modelyard.io", False),
         ("delete", "deployments.apps", True),  # a canary Deployment's end

@@ -259,6 +259,7 @@ def with_(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 GRID = {"parameters": {"C": {"values": [0.1, 1.0]}}}
+RETRAIN_FROM = {"trainingJobRef": {"name": "iris"}}
 
 # (CEL rule message, kind, spec the CEL rule rejects, a neighbour it accepts)
 CEL_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
@@ -397,6 +398,21 @@ CEL_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         "ModelDeployment",
         with_(MD, rollout={"canary": {"analysis": {"interval": "0s"}}}),
         with_(MD, rollout={"canary": {"analysis": {"interval": "1s"}}}),
+    ),
+    (
+        "retraining: the Schedule trigger needs a schedule (cron)",
+        "ModelDeployment",
+        with_(MD, retraining={"triggers": ["Schedule"], "template": RETRAIN_FROM}),
+        with_(
+            MD,
+            retraining={"triggers": ["Schedule"], "schedule": "0 3 * * 0", "template": RETRAIN_FROM},
+        ),
+    ),
+    (
+        "retraining.template: set exactly one of trainingJobRef or spec",
+        "ModelDeployment",
+        with_(MD, retraining={"template": {**RETRAIN_FROM, "spec": TJ}}),
+        with_(MD, retraining={"template": {"spec": TJ}}),
     ),
 ]
 
