@@ -298,7 +298,7 @@ def plan(
 
     # 1. Decide on the newest retraining, once it has finished.
     challengers = sorted(challengers, key=lambda c: c.run)
-    decided_job = prev.last_decision.job if prev.last_decision else None
+    decided_job = status.last_decision.job if status.last_decision else None
     newest = challengers[-1] if challengers else None
     undecided = newest if newest is not None and newest.name != decided_job else None
     if undecided is None and prev.active_job and prev.active_job != decided_job:

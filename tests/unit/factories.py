@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from modelyard_runtime.contract import (
+    Comparison,
     DatasetInfo,
     GateResult,
     ModelRef,
@@ -139,7 +140,12 @@ def pod(
 
 
 def result(
-    reason: str = "Succeeded", *, passed: bool = True, accuracy: float = 0.97, message: str = ""
+    reason: str = "Succeeded",
+    *,
+    passed: bool = True,
+    accuracy: float = 0.97,
+    message: str = "",
+    comparison: Comparison | None = None,
 ) -> str:
     """A trainer termination message, as the runtime writes it."""
     gate = GateResult(metric="accuracy", value=accuracy, min=0.9, passed=passed)
@@ -159,6 +165,7 @@ def result(
         if with_model
         else None,
         validation=ValidationResult(passed=passed, results=[gate]) if with_model else None,
+        comparison=comparison,
     ).to_termination_message()
 
 

@@ -405,7 +405,11 @@ CEL_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         with_(MD, retraining={"triggers": ["Schedule"], "template": RETRAIN_FROM}),
         with_(
             MD,
-            retraining={"triggers": ["Schedule"], "schedule": "0 3 * * 0", "template": RETRAIN_FROM},
+            retraining={
+                "triggers": ["Schedule"],
+                "schedule": "0 3 * * 0",
+                "template": RETRAIN_FROM,
+            },
         ),
     ),
     (

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from factories import (
     IRIS_SPEC,
+    SHA,
     job,
     pod,
     result,
@@ -558,3 +559,78 @@ def test_plan_refuses_a_spec_over_the_size_limits() -> None:
     )
     with pytest.raises(InvalidSpec, match="max_iter"):
         training.plan(tj(), [], limited)  # IRIS_SPEC asks for max_iter 500
+
+
+# --- a champion to compare with (spec.retraining's challengers) ----------------------------------
+
+CHAMPION = {"storageUri": "pvc://models/iris/v1-0000", "sha256": SHA, "skipIfDataUnchanged": True}
+
+
+def test_the_champion_is_mounted_read_only_and_named_to_the_trainer() -> None:
+    spec = {
+        **IRIS_SPEC,
+        "dataset": {"uri": "pvc://data/train.csv", "target": "y"},
+        "output": {"storageUri": "pvc://models/iris"},
+        "champion": CHAMPION,
+    }
+    manifest = training.build_job(tj(spec), CONFIG)
+    pod_spec = manifest["spec"]["template"]["spec"]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod_spec["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["models", "data"], "the champion's claim is the output's: one volume"
+    mounts = {m["mountPath"]: m for m in pod_spec["containers"][0]["volumeMounts"]}
+    assert mounts["/mnt/champion/models"] == {
+        "name": "models",
+        "mountPath": "/mnt/champion/models",
+        "readOnly": True,
+    }
+    env = env_of(manifest)
+    assert env[contract.ENV_CHAMPION_DIR] == "/mnt/champion/models/iris/v1-0000"
+    assert env[contract.ENV_CHAMPION_SHA256] == SHA
+    assert env[contract.ENV_SKIP_IF_DATA_UNCHANGED] == "true"
+
+
+def test_a_champion_on_its_own_claim_gets_its_own_read_only_volume() -> None:
+    spec = {**IRIS_SPEC, "champion": {**CHAMPION, "storageUri": "pvc://archive/iris/v1"}}
+    pod_spec = training.build_job(tj(spec), CONFIG)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    assert volumes["champion"]["persistentVolumeClaim"] == {
+        "claimName": "archive",
+        "readOnly": True,
+    }
+
+
+def test_no_champion_no_champion_env() -> None:
+    env = env_of(training.build_job(tj(), CONFIG))
+    assert not {contract.ENV_CHAMPION_DIR, contract.ENV_SKIP_IF_DATA_UNCHANGED} & set(env)
+
+
+def test_data_unchanged_is_a_success_without_a_model() -> None:
+    said = contract.TrainerResult(
+        reason="DataUnchanged",
+        message="the dataset is the one the champion was trained on: nothing trained",
+        dataset=contract.DatasetInfo(
+            source="pvc://data/x.csv", digest="sha256:ab", rows=150, columns=5
+        ),
+    )
+    pods = [
+        pod(phase="Succeeded", terminated=terminated(0, said.to_termination_message(), "Completed"))
+    ]
+    status = status_of(job(succeeded=1, condition=("Complete", "CompletionsReached")), pods)
+    assert status.phase == "Succeeded" and status.model is None
+    assert conditions(status)["Succeeded"] == ("True", "DataUnchanged")
+    assert status.dataset.digest == "sha256:ab" and status.last_failure is None
+
+
+def test_the_comparison_reaches_status() -> None:
+    comparison = contract.Comparison(
+        metric="accuracy", greater_is_better=True, challenger=0.97, improvement=0.1
+    )
+    pods = [
+        pod(phase="Succeeded", terminated=terminated(0, result(comparison=comparison), "Completed"))
+    ]
+    status = status_of(job(succeeded=1, condition=("Complete", "CompletionsReached")), pods)
+    assert status.comparison == comparison
