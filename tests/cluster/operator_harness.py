@@ -42,6 +42,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 from modelyard_devcluster import LocalCluster, free_port, proc_start_time, terminate
 from modelyard_runtime.contract import (
+    Comparison,
     DatasetInfo,
     GateResult,
     ModelRef,
@@ -562,6 +563,7 @@ def trainer_result(
     accuracy: float = 0.9667,
     gate_min: float = 0.9,
     message: str = "",
+    comparison: Comparison | None = None,
 ) -> TrainerResult:
     """What ``modelyard-train`` would write for ``pod`` (its own storage URI and version)."""
     env = pod_env(pod)
@@ -588,6 +590,7 @@ def trainer_result(
         if trained
         else None,
         validation=validation if trained else None,
+        comparison=comparison,
     )
 
 
