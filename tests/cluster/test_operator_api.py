@@ -45,6 +45,7 @@ def test_kubectl_explain_and_get(modelyard: Modelyard, ns: str) -> None:
         "DRIFT",
         "ROLLOUT",
         "CANARY",
+        "RETRAIN",
         "AGE",
     ]
     assert header == columns
