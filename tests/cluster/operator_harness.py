@@ -51,6 +51,8 @@ from modelyard_runtime.contract import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+# Where models_volume's hostPath PersistentVolumes live (a real directory on the real node).
+MODELS_HOST_ROOT = Path("/tmp/modelyard-test")
 OPERATOR_NAMESPACE = "modelyard-system"
 OPERATOR_SA = "modelyard-operator"
 RUNTIME_IMAGE = "modelyard-runtime:cluster-test"
@@ -380,7 +382,7 @@ def models_volume(api: Api, namespace: str, *, claim: bool = True) -> None:
                 "accessModes": ["ReadWriteOnce"],
                 "persistentVolumeReclaimPolicy": "Retain",
                 "storageClassName": "",
-                "hostPath": {"path": f"/tmp/modelyard-test/{namespace}"},
+                "hostPath": {"path": str(MODELS_HOST_ROOT / namespace)},
                 "claimRef": {"namespace": namespace, "name": MODELS_CLAIM},
             },
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from modelyard_devcluster import LocalCluster, default_bin_dir, missing_binaries
 # The operator harness's fixtures (modelyard, operator, ns) run on top of `local_cluster`,
 # which here is the e2e cluster with the real node (see `local_cluster` below).
 from tests.cluster.operator_harness import (  # noqa: F401
+    MODELS_HOST_ROOT,
     RUNTIME_IMAGE,
     modelyard,
     ns,
@@ -86,3 +88,14 @@ def runtime_image(real_node: RealNode) -> str:
     if _full(source) != _full(RUNTIME_IMAGE):
         real_node.ctr("images", "tag", "--force", _full(source), _full(RUNTIME_IMAGE))
     return RUNTIME_IMAGE
+
+
+@pytest.fixture
+def models_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The directory behind the ``ns`` fixture's models volume (a hostPath on the real node),
+    writable by the runtime image's UID 10001; removed afterwards."""
+    path = MODELS_HOST_ROOT / request.getfixturevalue("ns")
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,12 +122,9 @@ def test_canary_promotes_then_rolls_back(
     runtime_image: str,
     real_node: RealNode,
     request: pytest.FixtureRequest,
+    models_dir: Path,
 ) -> None:
     api, kubectl = modelyard.api, modelyard.kubectl
-    models = Path(f"/tmp/modelyard-test/{ns}")
-    models.mkdir(parents=True, exist_ok=True)
-    models.chmod(0o777)
-    request.addfinalizer(lambda: shutil.rmtree(models, ignore_errors=True))
     summary: list[str] = []
     request.addfinalizer(lambda: print("\n" + "\n".join(summary)))
 

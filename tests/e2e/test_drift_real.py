@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -90,13 +89,9 @@ def test_drift_verdict_from_real_traffic(
     ns: str,
     runtime_image: str,
     real_node: RealNode,
-    request: pytest.FixtureRequest,
+    models_dir: Path,
 ) -> None:
     api, kubectl = modelyard.api, modelyard.kubectl
-    models = Path(f"/tmp/modelyard-test/{ns}")
-    models.mkdir(parents=True, exist_ok=True)
-    models.chmod(0o777)
-    request.addfinalizer(lambda: shutil.rmtree(models, ignore_errors=True))
 
     kubectl.apply(
         training_job("iris"),

@@ -9,7 +9,6 @@ run on the kubelet of hack/node/up.sh, with the runtime image loaded into its co
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -63,15 +62,9 @@ def test_train_then_serve_for_real(
     ns: str,
     runtime_image: str,
     real_node: RealNode,
-    request: pytest.FixtureRequest,
+    models_dir: Path,
 ) -> None:
     api, kubectl = modelyard.api, modelyard.kubectl
-    # The harness's models PV is a hostPath; on a real node it is a real directory, and the
-    # trainer runs as UID 10001.
-    models = Path(f"/tmp/modelyard-test/{ns}")
-    models.mkdir(parents=True, exist_ok=True)
-    models.chmod(0o777)
-    request.addfinalizer(lambda: shutil.rmtree(models, ignore_errors=True))
 
     kubectl.apply(training_job("iris"), model_deployment("iris", training_job="iris"), namespace=ns)
     tj = wait_for(
@@ -86,7 +79,7 @@ def test_train_then_serve_for_real(
     assert phase(tj) == "Succeeded", json.dumps(tj.get("status"), indent=2)
     model = tj["status"]["model"]
     # The trainer really wrote the artifact into the volume.
-    assert any(models.rglob("*")), "no files in the models volume"
+    assert any(models_dir.rglob("*")), "no files in the models volume"
 
     md = wait_for(
         "ModelDeployment iris Ready",

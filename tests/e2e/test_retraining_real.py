@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import threading
 import time
 import urllib.error
@@ -161,13 +160,12 @@ def test_drift_retrain_canary_promote_then_reject(
     runtime_image: str,
     real_node: RealNode,
     request: pytest.FixtureRequest,
+    models_dir: Path,
 ) -> None:
     api, kubectl = modelyard.api, modelyard.kubectl
-    claim_dir = Path(f"/tmp/modelyard-test/{ns}")
-    (claim_dir / "data").mkdir(parents=True, exist_ok=True)
-    for directory in (claim_dir, claim_dir / "data"):
-        directory.chmod(0o777)
-    request.addfinalizer(lambda: shutil.rmtree(claim_dir, ignore_errors=True))
+    claim_dir = models_dir
+    (claim_dir / "data").mkdir()
+    (claim_dir / "data").chmod(0o777)
     timeline: dict[str, float] = {}
     began = time.monotonic()
 

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.operator_harness import (
+    MODELS_HOST_ROOT,
     Api,
     Kubectl,
     OperatorProcess,
@@ -56,7 +57,7 @@ TOUCH_ANNOTATION = "modelyard.io/fault-touch"
 RESYNC_SECONDS = float(os.environ.get("MODELYARD_FAULTS_RESYNC_SECONDS", "60"))
 # The most a change may take to reach status through a live watch.
 WATCH_SECONDS = float(os.environ.get("MODELYARD_FAULTS_WATCH_SECONDS", "20"))
-MODELS_ROOT = Path("/tmp/modelyard-test")  # the harness's hostPath models volumes live here
+MODELS_ROOT = MODELS_HOST_ROOT  # the harness's hostPath models volumes live here
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 ANSWER = [0, 2, 1]  # setosa, virginica, versicolor
