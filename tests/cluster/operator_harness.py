@@ -112,6 +112,25 @@ class Kubectl:
         return self(*args, input=docs)
 
 
+def plugin(kubectl: Kubectl, *args: str) -> str:
+    """``kubectl modelyard ...`` as a user runs it: kubectl finds the installed
+    ``kubectl-modelyard`` console script on PATH and hands it the arguments."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "KUBECONFIG": str(kubectl.kubeconfig),
+    }
+    done = subprocess.run(
+        [str(kubectl.binary), "modelyard", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 class Api:
     """The admin's view of the cluster (plain dicts), for assertions and for playing kubelet."""
 

@@ -7,10 +7,6 @@ the attempts cap) is unit-tested; drift itself needs real servers (tests/e2e).""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +18,7 @@ from .operator_harness import (
     condition,
     events_for,
     model_deployment,
+    plugin,
     pod_env,
     running_trainer_pod,
     succeed_trainer,
@@ -54,26 +51,6 @@ def comparison(champion: dict[str, Any], challenger: float, theirs: float) -> Co
         improvement=round(challenger - theirs, 6),
         regressions={"accuracy": round(theirs - challenger, 6)},
     )
-
-
-def plugin(modelyard: Modelyard, *args: str) -> str:
-    """``kubectl modelyard ...`` as a user runs it: kubectl finds the installed
-    ``kubectl-modelyard`` console script on PATH and hands it the arguments."""
-    kubectl = modelyard.kubectl
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "KUBECONFIG": str(kubectl.kubeconfig),
-    }
-    done = subprocess.run(
-        [str(kubectl.binary), "modelyard", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def run(modelyard: Modelyard, ns: str, token: str) -> None:
@@ -151,14 +128,14 @@ def test_retrain_promote_reject_and_a_deleted_run(modelyard: Modelyard, ns: str)
     assert condition(md, "Ready")["status"] == "True"  # type: ignore[index]
 
     # What the kubectl plugin shows.
-    lineage = plugin(modelyard, "history", "iris", "-n", ns).splitlines()
+    lineage = plugin(kubectl, "history", "iris", "-n", ns).splitlines()
     assert lineage[1].split()[:3] == [r1.model.version, r1.model.sha256[:12], "Manual"], lineage
     assert lineage[2].split()[:3] == [v1.version, v1.sha256[:12], "Spec"], lineage
-    page = plugin(modelyard, "status", "md", "iris", "-n", ns)
+    page = plugin(kubectl, "status", "md", "iris", "-n", ns)
     assert "Promoted BeatChampion (iris-retrain-1)" in page, page
 
     # A second run (from the plugin) that does not beat the new champion: rejected, r1 serves.
-    assert "one retraining starts" in plugin(modelyard, "retrain", "iris", "-n", ns, "--run", "2")
+    assert "one retraining starts" in plugin(kubectl, "retrain", "iris", "-n", ns, "--run", "2")
     pod = running_trainer_pod(api, ns, "iris-retrain-2-g1")
     assert pod_env(pod)["MODELYARD_CHAMPION_SHA256"] == r1.model.sha256
     champion = {"version": r1.model.version, "sha256": r1.model.sha256}

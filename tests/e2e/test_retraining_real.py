@@ -35,6 +35,7 @@ from tests.cluster.operator_harness import (
     events_for,
     model_deployment,
     phase,
+    plugin,
     training_job,
     wait_for,
 )
@@ -290,6 +291,15 @@ def test_drift_retrain_canary_promote_then_reject(
             "jsonpath={range .status.modelHistory[*]}{.version} {.why}{'\\n'}{end}",
         )
         assert lineage.split() == [v2["version"], "Drift", v1["version"], "Spec"], lineage
+
+        # The kubectl plugin, through the API server's service proxy: v2 knows world B.
+        rows, targets = world(SHIFT_B)
+        sample = claim_dir / "b-sample.csv"
+        sample.write_text("a,b,c,d\n" + "".join(",".join(map(str, r)) + "\n" for r in rows[::5]))
+        outputs = json.loads(plugin(kubectl, "predict", NAME, str(sample), "-n", ns))
+        predicted = outputs[0]["data"]
+        right = sum(p == t for p, t in zip(predicted, targets[::5], strict=True))
+        assert right / len(predicted) > 0.9, (right, len(predicted))
 
         # 6. v2 answers with its own reference: the drift ends, no second retraining.
         wait_for(

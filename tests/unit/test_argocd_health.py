@@ -1,0 +1,59 @@
+"""Argo CD health checks (deploy/argocd/): the Lua scripts run in gopher-lua, the Lua 5.1 VM
+Argo CD embeds, over every case of their health_test.yaml (``go test`` there); the kustomize
+component installs exactly those files under Argo CD's resource-customization keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ARGOCD = Path(__file__).resolve().parents[2] / "deploy" / "argocd"
+KINDS = ("ModelDeployment", "TrainingJob")
+CACHE = Path.home() / ".cache" / "modelyard"
+
+
+def test_health_lua_passes_its_cases_in_argo_cds_lua_vm() -> None:
+    go = shutil.which("go")
+    if go is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("go is needed to run the Argo CD health checks")
+        pytest.skip("go not installed")
+    # The module cache the Kubernetes build uses: downloaded once, kept across clones.
+    env = {**os.environ, "GOMODCACHE": str(CACHE / "go-mod"), "GOFLAGS": "-mod=readonly"}
+    env.setdefault("GOCACHE", str(CACHE / "go-build"))
+    done = subprocess.run(
+        [go, "test", "-count=1", "-v", "./..."],
+        cwd=ARGOCD,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    cases = sum(
+        len(
+            yaml.safe_load((ARGOCD / "modelyard.io" / kind / "health_test.yaml").read_text())[
+                "tests"
+            ]
+        )
+        for kind in KINDS
+    )
+    assert done.stdout.count("    --- PASS") == cases, done.stdout
+
+
+def test_the_kustomization_installs_each_script_under_argo_cds_key() -> None:
+    kustomization = yaml.safe_load((ARGOCD / "kustomization.yaml").read_text())
+    (generator,) = kustomization["configMapGenerator"]
+    assert generator["name"] == "argocd-cm"
+    files = dict(entry.split("=", 1) for entry in generator["files"])
+    assert files == {
+        f"resource.customizations.health.modelyard.io_{kind}": f"modelyard.io/{kind}/health.lua"
+        for kind in KINDS
+    }
+    for path in files.values():
+        assert (ARGOCD / path).is_file()
