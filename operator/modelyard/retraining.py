@@ -50,6 +50,12 @@ def job_name(md_name: str, run: int) -> str:
     return f"{md_name}-retrain-{run}"
 
 
+def run_of(name: str) -> int:
+    """The run number ``job_name`` put in a name (0 for a name it did not make)."""
+    number = name.rsplit("-", 1)[-1]
+    return int(number) if number.isdigit() else 0
+
+
 @dataclass(frozen=True)
 class Challenger:
     """A retraining TrainingJob as observed: its run number, trigger and status."""
@@ -300,15 +306,21 @@ def plan(
     challengers = sorted(challengers, key=lambda c: c.run)
     decided_job = status.last_decision.job if status.last_decision else None
     newest = challengers[-1] if challengers else None
-    undecided = newest if newest is not None and newest.name != decided_job else None
-    if undecided is None and prev.active_job and prev.active_job != decided_job:
-        # The active one vanished before it finished (deleted by hand): a decision all the same.
+    # Runs count up: only one newer than the last decided run waits for a decision (after a
+    # deleted run's decision, the older runs still there stay decided).
+    decided_run = run_of(decided_job) if decided_job else 0
+    undecided = newest if newest is not None and newest.run > decided_run else None
+    # The retraining last started (or last seen running), if it is gone undecided: deleted by
+    # hand before it finished. A decision all the same, so the loop goes on.
+    started = prev.active_job or (prev.last_trigger.job if prev.last_trigger else None)
+    present = {c.name for c in challengers}
+    if started is not None and started != decided_job and started not in present:
         status.last_decision = RetrainingDecision(
-            job=prev.active_job,
+            job=started,
             at=at,
             result="Rejected",
             reason="JobDeleted",
-            message=f"TrainingJob {prev.active_job} was deleted before it finished",
+            message=f"TrainingJob {started} was deleted before it finished",
         )
         events.append(Event("ChallengerRejected", status.last_decision.message, warning=True))
     awaiting = prev.last_decision is not None and prev.last_decision.result == "AwaitingApproval"

@@ -392,12 +392,25 @@ def test_a_challenger_awaiting_approval_is_promoted_once_approved() -> None:
     assert now.status is not None and now.status.candidate is not None
 
 
-def test_a_retraining_deleted_mid_run_is_a_decision() -> None:
-    status = champion_status(activeJob="iris-retrain-1", runs=1)
-    decided = plan(md({}, status=status), [])
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        {"activeJob": "iris-retrain-2"},
+        # Deleted before any reconcile saw it running: the trigger's record names it.
+        {"lastTrigger": {"reason": "Manual", "at": AT, "job": "iris-retrain-2"}},
+    ],
+)
+def test_a_retraining_deleted_mid_run_is_a_decision(recorded: dict[str, Any]) -> None:
+    before = {"job": "iris-retrain-1", "at": AT, "result": "Rejected", "reason": "NotBetter"}
+    status = champion_status(runs=2, lastDecision=before, **recorded)
+    decided = plan(md({}, status=status), [challenger(1, improvement=-0.1)])
     assert decided.status is not None and decided.status.last_decision is not None
+    assert decided.status.last_decision.job == "iris-retrain-2"
     assert decided.status.last_decision.reason == "JobDeleted"
-    assert decided.status.active_job is None
+    assert decided.status.active_job is None and decided.create is None
+    # Decided once: the next reconcile does not decide it again.
+    again = {**status, "retraining": decided.status.model_dump(by_alias=True, exclude_none=True)}
+    assert plan(md({}, status=again), [challenger(1, improvement=-0.1)]).events == ()
 
 
 # --- the candidate's fate -------------------------------------------------------------------------
