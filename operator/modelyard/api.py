@@ -523,6 +523,9 @@ class RolloutStatus(CamelModel):
     step: int | None = None  # 1-based, of ``steps``
     steps: int | None = None
     step_started_at: str | None = None
+    # When every canary pod of the step was ready: the step's clock and analysis window start
+    # there, so pods still starting neither skew the split nor count against the canary.
+    analysis_started_at: str | None = None
     desired_weight: int | None = None
     actual_weight: float | None = None  # the canary's measured share of requests, percent
     canary_replicas: int | None = None

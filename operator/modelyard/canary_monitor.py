@@ -24,7 +24,6 @@ from modelyard import naming, serving
 from modelyard.api import CanaryAnalysis, CanaryAnalysisStatus, RolloutStatus
 from modelyard.canary_analysis import Counts, evaluate, parse_server_metrics, total
 from modelyard.conditions import now, parse_time
-from modelyard.drift_monitor import ready_server_pods
 from modelyard.kube import Kube
 
 log = logging.getLogger(__name__)
@@ -43,11 +42,13 @@ class Step:
     def of(cls, status: RolloutStatus | None, analysis: CanaryAnalysis) -> Step | None:
         if status is None or status.phase != "Progressing" or status.canary is None:
             return None
+        if status.analysis_started_at is None:
+            return None  # the step's canary pods are still starting: nothing to measure yet
         model = status.canary
         return cls(
             f"{model.uri}@{model.sha256 or ''}",
             status.step or 1,
-            status.step_started_at or "",
+            status.analysis_started_at,
             analysis,
         )
 
@@ -135,7 +136,7 @@ class CanaryMonitor:
         window.due = time.monotonic() + window.step.analysis.interval_seconds
         selector = ",".join(f"{k}={v}" for k, v in naming.server_selector(name).items())
         pods = self.kube.list("v1", "Pod", namespace, selector)
-        ready = set(ready_server_pods(pods))
+        ready = set(serving.ready_server_pods(pods))
         for pod in pods:
             pod_name = str(pod["metadata"]["name"])
             if pod_name not in ready:

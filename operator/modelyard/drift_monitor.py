@@ -86,23 +86,6 @@ class Schedule:
             return len(self._watched)
 
 
-def ready_server_pods(pods: list[dict[str, Any]], model: ModelStatus | None = None) -> list[str]:
-    """The pods that are Ready and not terminating, of ``model`` when given (a pod of the
-    previous model has a window of another model's traffic)."""
-    names = []
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            continue
-        annotations = meta.get("annotations") or {}
-        if model is not None and annotations.get(naming.ANNOTATION_MODEL_URI) != model.uri:
-            continue
-        conditions = (pod.get("status") or {}).get("conditions") or []
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-            names.append(str(meta["name"]))
-    return sorted(names)
-
-
 def _feature(entry: dict[str, Any] | None) -> FeatureDrift | None:
     return None if entry is None else FeatureDrift.model_validate(entry)
 
@@ -176,7 +159,9 @@ class DriftMonitor:
         """Pool the windows of the ready pods of ``model`` and test them."""
         meta = md.metadata
         selector = ",".join(f"{k}={v}" for k, v in naming.server_selector(meta.name).items())
-        pods = ready_server_pods(self.kube.list("v1", "Pod", meta.namespace, selector), model)
+        pods = serving.ready_server_pods(
+            self.kube.list("v1", "Pod", meta.namespace, selector), model
+        )
         path = f"v2/models/{meta.name}/drift"
         key = f"{model.uri}@{model.sha256 or ''}"
         windows, unreachable = [], []

@@ -90,6 +90,13 @@ class _Arms:
             self.stable, None, 0, None, status.model_copy(update={"stable": self.stable})
         )
 
+    def starting(self, status: RolloutStatus, canary_ready: int, at: str) -> RolloutPlan:
+        """A step whose analysis starts ``at`` if its canary pods are all ready already."""
+        plan = self.with_canary(status)
+        if canary_ready < plan.canary_replicas:
+            return plan
+        return self.with_canary(status.model_copy(update={"analysis_started_at": at}))
+
     def with_canary(
         self, status: RolloutStatus, stable_model: ModelStatus | None = None
     ) -> RolloutPlan:
@@ -119,13 +126,15 @@ def decide(
     autoscaled: bool,
     check: CanaryAnalysisStatus | None,
     canary_failure: LastFailure | None,
+    canary_ready: int = 0,
     now: datetime,
     at: str,
 ) -> RolloutPlan:
     """The next rollout state. ``desired`` is the model to serve, ``stable`` what the stable
     Deployment serves (``None``: nothing yet), ``stable_rolled_out`` whether its pods all
     carry it; ``check`` the monitor's latest check of the current step (``None``: none yet),
-    ``canary_failure`` why the canary's pods cannot serve, if they cannot."""
+    ``canary_failure`` why the canary's pods cannot serve, if they cannot, ``canary_ready``
+    how many of the canary model's pods are ready."""
     if rollout is None or rollout.strategy != "Canary" or stable is None:
         # A plain rolling update, or the first model (nothing to compare it with).
         status = None
@@ -176,8 +185,8 @@ def decide(
             ):
                 return arms.with_canary(_promoting(base, desired), desired)
             return arms.with_canary(base)
-        return _progress(arms, base, desired, check, canary_failure, now, at)
-    return arms.with_canary(_start(rollout.canary, desired, generation, at))
+        return _progress(arms, base, desired, check, canary_failure, canary_ready, now, at)
+    return arms.starting(_start(rollout.canary, desired, generation, at), canary_ready, at)
 
 
 def _start(canary: Canary, model: ModelStatus, generation: int, at: str) -> RolloutStatus:
@@ -196,6 +205,51 @@ def _start(canary: Canary, model: ModelStatus, generation: int, at: str) -> Roll
     )
 
 
+def _await_canary_pods(
+    arms: _Arms,
+    base: RolloutStatus,
+    desired: ModelStatus,
+    canary_failure: LastFailure | None,
+    canary_ready: int,
+    now: datetime,
+    at: str,
+) -> RolloutPlan:
+    """The step's canary pods are starting: its clock starts once they are all ready; a canary
+    that cannot serve, or is not ready within inconclusiveTimeout, goes back to stable."""
+    analysis = arms.rollout.canary.analysis
+    plan = arms.starting(base, canary_ready, at)
+    if plan.status is not None and plan.status.analysis_started_at is not None:
+        return plan
+    waited = elapsed_seconds(base.step_started_at, now)
+    if canary_failure is None and waited < analysis.inconclusive_timeout_seconds:
+        return plan
+    if canary_failure is not None:
+        return arms.without_canary(_cannot_serve(base, desired, canary_failure))
+    message = (
+        f"{canary_ready}/{plan.canary_replicas} canary pod(s) of {desired.version} ready "
+        f"after {analysis.inconclusive_timeout}"
+    )
+    return arms.without_canary(_rolled_back(base, "CanaryNotReady", message))
+
+
+def _rolled_back(status: RolloutStatus, reason: str, message: str) -> RolloutStatus:
+    return status.model_copy(
+        update={
+            "phase": "RolledBack",
+            "reason": reason,
+            "message": message[:512],
+            "canary_replicas": None,
+            "desired_weight": None,
+            "actual_weight": None,
+        }
+    )
+
+
+def _cannot_serve(status: RolloutStatus, model: ModelStatus, failure: LastFailure) -> RolloutStatus:
+    message = f"canary {model.version} cannot serve: {failure.reason}: {failure.message}"
+    return _rolled_back(status, "CanaryFailed", message)
+
+
 def _promoting(status: RolloutStatus, model: ModelStatus) -> RolloutStatus:
     return status.model_copy(
         update={
@@ -212,11 +266,15 @@ def _progress(
     desired: ModelStatus,
     check: CanaryAnalysisStatus | None,
     canary_failure: LastFailure | None,
+    canary_ready: int,
     now: datetime,
     at: str,
 ) -> RolloutPlan:
-    """A step being judged: count a new check, then roll back, pause, advance or hold."""
+    """A step being judged: count a new check, then roll back, pause, advance or hold. Until
+    the step's canary pods are all ready, only hold (or give up after inconclusiveTimeout)."""
     rollout, spec = arms.rollout, arms.rollout.canary
+    if base.analysis_started_at is None:
+        return _await_canary_pods(arms, base, desired, canary_failure, canary_ready, now, at)
     failed, last = base.failed_checks, base.last_analysis
     if check is not None and (last is None or check.checked_at != last.checked_at):
         if check.verdict == "Fail":
@@ -233,28 +291,16 @@ def _progress(
         if not rollout.auto_rollback and reason == "AnalysisFailed":
             paused = {"phase": "Paused", "reason": reason, "message": message}
             return arms.with_canary(status.model_copy(update=paused))
-        ended = {
-            "phase": "RolledBack",
-            "reason": reason,
-            "message": message,
-            "canary_replicas": None,
-            "desired_weight": None,
-            "actual_weight": None,
-        }
-        return arms.without_canary(status.model_copy(update=ended))
+        return arms.without_canary(_rolled_back(status, reason, message))
 
     if canary_failure is not None:
-        return back_to_stable(
-            "CanaryFailed",
-            f"canary {desired.version} cannot serve: {canary_failure.reason}: "
-            f"{canary_failure.message}"[:512],
-        )
+        return arms.without_canary(_cannot_serve(status, desired, canary_failure))
     if failed >= spec.analysis.failure_threshold and last is not None:
         return back_to_stable(
             "AnalysisFailed",
             f"canary {desired.version} failed {failed} check(s) in a row: {last.reason}",
         )
-    elapsed = elapsed_seconds(base.step_started_at, now)
+    elapsed = elapsed_seconds(base.analysis_started_at, now)
     conclusive = last is not None and last.verdict != "Inconclusive"
     if not conclusive and elapsed >= spec.analysis.inconclusive_timeout_seconds:
         why = last.reason if last is not None else "no check answered"
@@ -274,10 +320,11 @@ def _progress(
             "step": step + 1,
             "steps": steps,
             "step_started_at": at,
+            "analysis_started_at": None,  # the step's new canary pods have to start first
             "desired_weight": weight,
             "failed_checks": 0,
         }
-        return arms.with_canary(status.model_copy(update=advanced))
+        return arms.starting(status.model_copy(update=advanced), canary_ready, at)
     if promotion_allowed(rollout, desired):
         return arms.with_canary(_promoting(status, desired), desired)
     gate = "approve names another model" if rollout.approve is not None else "autoPromote is off"

@@ -414,6 +414,7 @@ def plan(
     if model is None:
         return ServingPlan(resolution, None, (), ())
     wanted = desired_replicas(spec, live)
+    prev_canary = md.status.rollout.canary if md.status.rollout is not None else None
     decision = rollout.decide(
         None if direct else spec.rollout,
         generation=meta.generation,
@@ -425,6 +426,7 @@ def plan(
         autoscaled=spec.autoscaling is not None,
         check=check,
         canary_failure=first_failure(canary_pods or []),
+        canary_ready=len(ready_server_pods(canary_pods or [], prev_canary)) if prev_canary else 0,
         now=parse_time(at) if at else datetime.now(UTC),
         at=at,
     )
@@ -483,6 +485,23 @@ def observed(deployment: dict[str, Any] | None) -> bool:
     meta = (deployment or {}).get("metadata") or {}
     status = (deployment or {}).get("status") or {}
     return int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+
+
+def ready_server_pods(pods: list[dict[str, Any]], model: ModelStatus | None = None) -> list[str]:
+    """The pods that are Ready and not terminating, of ``model`` when given (a pod of the
+    previous model has a window of another model's traffic)."""
+    names = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        annotations = meta.get("annotations") or {}
+        if model is not None and annotations.get(naming.ANNOTATION_MODEL_URI) != model.uri:
+            continue
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            names.append(str(meta["name"]))
+    return sorted(names)
 
 
 def pods_of_other_models(pods: list[dict[str, Any]], model: ModelStatus) -> list[str]:

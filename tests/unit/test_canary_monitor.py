@@ -18,7 +18,12 @@ STARTED = "2026-12-03T10:00:00Z"
 
 def progressing(step: int = 1, started: str = STARTED) -> RolloutStatus:
     return RolloutStatus(
-        phase="Progressing", canary=CANARY, step=step, steps=2, step_started_at=started
+        phase="Progressing",
+        canary=CANARY,
+        step=step,
+        steps=2,
+        step_started_at=started,
+        analysis_started_at=started,
     )
 
 
@@ -68,6 +73,8 @@ def test_a_check_belongs_to_one_window() -> None:
     assert schedule.check_for("ns", "iris", step) is window.check
     assert schedule.check_for("ns", "iris", Step.of(progressing(step=2), ANALYSIS)) is None
     assert Step.of(RolloutStatus(phase="Paused", canary=CANARY), ANALYSIS) is None
+    starting = progressing().model_copy(update={"analysis_started_at": None})
+    assert Step.of(starting, ANALYSIS) is None, "canary pods still starting: nothing measured"
     schedule.set("ns", "iris", None)
     assert schedule.get("ns", "iris") is None
 

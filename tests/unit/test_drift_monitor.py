@@ -8,7 +8,8 @@ from typing import Any
 
 from modelyard import naming
 from modelyard.api import DriftMonitoring, ModelStatus
-from modelyard.drift_monitor import Schedule, drift_tests, ready_server_pods
+from modelyard.drift_monitor import Schedule, drift_tests
+from modelyard.serving import ready_server_pods
 
 SERVED = ModelStatus(uri="pvc://models/iris/v2", version="v2", sha256="ab" * 32)
 

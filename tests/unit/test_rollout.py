@@ -61,6 +61,7 @@ def step(
     replicas: int = 3,
     generation: int = 2,
     failure: LastFailure | None = None,
+    ready: int = 99,
 ) -> RolloutPlan:
     return decide(
         rollout or canary(),
@@ -73,6 +74,7 @@ def step(
         autoscaled=False,
         check=verdict,
         canary_failure=failure,
+        canary_ready=ready,
         now=T0 + timedelta(seconds=at),
         at=stamp(at),
     )
@@ -276,3 +278,32 @@ def test_a_settled_rollout_is_stable_under_repeated_reconciles() -> None:
         plan = step(status, at, desired=V2, stable=V2)
         assert plan.status == status and plan.canary is None
         assert transition_event(status, plan.status) is None
+
+
+def test_a_steps_clock_starts_once_its_canary_pods_are_ready() -> None:
+    # The canary Deployment is new: nothing to measure, whatever the monitor says, until its
+    # pods are ready; then the step's clock and window start.
+    started = step(None, 0, ready=0).status
+    assert started is not None and started.analysis_started_at is None
+    assert not step(started, 20, ready=0, verdict=check("Pass", 20)).status.last_analysis  # type: ignore[union-attr]
+    ready = step(started, 25, ready=1).status
+    assert ready is not None and ready.analysis_started_at == stamp(25)
+    held = step(ready, 70, verdict=check("Pass", 70)).status
+    assert held is not None and held.step == 1, "60 s from readiness, not from the start"
+    advanced = step(held, 85, verdict=check("Pass", 85), ready=1).status
+    assert advanced is not None and advanced.step == 2
+    # Step 2 wants more canary pods (50% of 3): its clock waits for them too.
+    assert advanced.analysis_started_at is None and advanced.step_started_at == stamp(85)
+
+
+def test_canary_pods_that_never_get_ready_go_back_to_stable() -> None:
+    started = step(None, 0, ready=0).status
+    waiting = step(started, 60, ready=0).status
+    assert waiting is not None and waiting.phase == "Progressing"
+    timeout = canary().canary.analysis.inconclusive_timeout_seconds
+    gave_up = step(waiting, timeout, ready=0).status
+    assert gave_up is not None and (gave_up.phase, gave_up.reason) == (
+        "RolledBack",
+        "CanaryNotReady",
+    )
+    assert gave_up.message is not None and "0/1 canary pod(s)" in gave_up.message
