@@ -37,6 +37,7 @@ from modelyard.drift_monitor import Schedule
 from modelyard.events import phase_event
 from modelyard.failures import event_failure, waiting_to_start
 from modelyard.followers import Followers
+from modelyard.kstatus import with_kstatus
 from modelyard.kube import Kube, namespace_terminating, rejection, user_caused
 from modelyard.locks import ObjectLocks
 from modelyard.settings import OperatorSettings
@@ -85,12 +86,21 @@ class Reconciler:
         status: TrainingJobStatus | ModelDeploymentStatus,
     ) -> None:
         """Patch what changed in status (an RFC 7386 merge patch: a field that went away is
-        removed) and post the Event of a phase transition from ``before``, if any."""
+        removed), with kstatus' Reconciling and Stalled conditions, and post the Event of a
+        phase transition from ``before``, if any."""
+        meta = ObjectMeta.model_validate(body["metadata"])
+        previous = (
+            previous_training_status(body)
+            if isinstance(status, TrainingJobStatus)
+            else previous_serving_status(body)
+        )
+        status = with_kstatus(
+            status, generation=meta.generation, previous=previous.conditions, at=now()
+        )
         desired = status.model_dump(by_alias=True, exclude_none=True, mode="json")
         patch = mergepatch.diff(body.get("status"), desired)
         if patch is None:
             return
-        meta = ObjectMeta.model_validate(body["metadata"])
         self.kube.patch_status(API_GROUP_VERSION, body["kind"], meta.namespace, meta.name, patch)
         event = phase_event(before, status)
         if event is not None:
