@@ -66,9 +66,11 @@ func main() {
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		check(err)
-		var obj map[string]interface{}
-		check(json.Unmarshal(data, &obj))
-		result, err := status.Compute(&unstructured.Unstructured{Object: obj})
+		// Kubernetes' own JSON decoding: integers stay int64, as kstatus and CEL expect.
+		var object unstructured.Unstructured
+		check(object.UnmarshalJSON(data))
+		obj := object.Object
+		result, err := status.Compute(&object)
 		check(err)
 		var held []string
 		for _, c := range checks {
