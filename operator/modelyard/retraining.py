@@ -119,10 +119,14 @@ def as_model(entry: ModelHistoryEntry | Candidate) -> ModelStatus:
 
 
 def lineage(
-    history: list[ModelHistoryEntry], spec_model: ModelStatus | None, at: str
+    history: list[ModelHistoryEntry],
+    spec_model: ModelStatus | None,
+    at: str,
+    training_job: str | None = None,
 ) -> list[ModelHistoryEntry]:
-    """``history`` with spec.model's model on top when it is not the model the lineage grew
-    from (the newest ``Spec`` entry): the user chose another model, which is champion now."""
+    """``history`` with spec.model's model (``training_job``'s, when it names one) on top
+    when it is not the model the lineage grew from (the newest ``Spec`` entry): the user chose
+    another model, which is champion now."""
     base = next((entry for entry in history if entry.why == "Spec"), None)
     if spec_model is None or (base is not None and same_model(as_model(base), spec_model)):
         return history
@@ -130,6 +134,7 @@ def lineage(
         version=spec_model.version,
         uri=spec_model.uri,
         sha256=spec_model.sha256,
+        training_job=training_job,
         promoted_at=at,
         why="Spec",
     )
@@ -287,7 +292,8 @@ def plan(
     if prev.generation is not None and prev.generation != generation:
         status.attempts = 0  # the spec changed: a stalled loop may try again
     before = list(md.status.model_history or [])
-    history = lineage(before, spec_model, at)
+    ref = md.spec.model.training_job_ref
+    history = lineage(before, spec_model, at, ref.name if ref else None)
     events: list[Event] = []
     if len(history) > len(before) and status.candidate is not None:
         # spec.model names another model now: the challenger in flight is not wanted.

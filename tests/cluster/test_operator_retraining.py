@@ -15,6 +15,7 @@ from modelyard_runtime.contract import ChampionScore, Comparison
 from .operator_harness import (
     GROUP_VERSION,
     Modelyard,
+    OperatorProcess,
     condition,
     events_for,
     model_deployment,
@@ -158,3 +159,32 @@ def test_retrain_promote_reject_and_a_deleted_run(modelyard: Modelyard, ns: str)
     reasons = [e["reason"] for e in events_for(api, ns, "iris")]
     for reason in ("RetrainTriggered", "ChallengerPromoted", "ChallengerRejected"):
         assert reason in reasons, reasons
+
+
+def test_a_restart_mid_retraining_neither_duplicates_nor_loses_it(
+    modelyard: Modelyard, operator: OperatorProcess, ns: str
+) -> None:
+    """SIGKILL while a retraining runs and again right after its trainer ended: one
+    TrainingJob, one decision, and the champion it was given is the one it is judged against."""
+    api, kubectl = modelyard.api, modelyard.kubectl
+    kubectl.apply(training_job("iris"), namespace=ns)
+    v1 = succeed_trainer(api, running_trainer_pod(api, ns, "iris-g1")).model
+    assert v1 is not None
+    spec = {"template": {"trainingJobRef": {"name": "iris"}}, "run": "once"}
+    kubectl.apply(model_deployment("iris", training_job="iris", retraining=spec), namespace=ns)
+    pod = running_trainer_pod(api, ns, "iris-retrain-1-g1")
+    operator.kill()
+    operator.start()
+    champion = {"version": v1.version, "sha256": v1.sha256}
+    operator.kill()  # down while the trainer ends: the decision must still come
+    succeed_trainer(api, pod, accuracy=0.99, comparison=comparison(champion, 0.99, 0.9))
+    operator.start()
+    md = finished_decision(modelyard, ns, "iris-retrain-1")
+    assert retraining(md)["lastDecision"]["result"] == "Promoted"
+    assert [t["metadata"]["name"] for t in api.list(GROUP_VERSION, "TrainingJob", ns)] == [
+        "iris",
+        "iris-retrain-1",
+    ]
+    assert retraining(md)["runs"] == 1 and retraining(md)["handledRun"] == "once"
+    promoted = [e for e in events_for(api, ns, "iris") if e["reason"] == "ChallengerPromoted"]
+    assert len(promoted) == 1, promoted

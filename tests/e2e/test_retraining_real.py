@@ -290,7 +290,7 @@ def test_drift_retrain_canary_promote_then_reject(
             for h in promoted["status"]["modelHistory"]
         ] == [
             (v2["version"], "Drift", f"{NAME}-retrain-1"),
-            (v1["version"], "Spec", None),
+            (v1["version"], "Spec", NAME),
         ]
         table = kubectl("get", "md", NAME, "-n", ns)
         assert "RETRAIN" in table.splitlines()[0] and "Promoted" in table and v2["version"] in table
