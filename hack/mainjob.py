@@ -322,6 +322,8 @@ def start_operator(t: Timings, cluster: LocalCluster, kube: Kube, state: State) 
             MODELYARD_DEFAULT_STORAGE_URI=f"pvc://{MODELS_CLAIM}",
             MODELYARD_LOG_FORMAT="text",
             MODELYARD_LIVENESS_ENDPOINT=f"http://127.0.0.1:{port}/healthz",
+            MODELYARD_METRICS_HOST="127.0.0.1",
+            MODELYARD_METRICS_PORT=str(free_port()),
             PYTHONUNBUFFERED="1",
         )
         with state.operator_log.open("ab") as log:

@@ -40,6 +40,7 @@ from modelyard.followers import Followers
 from modelyard.kstatus import with_kstatus
 from modelyard.kube import Kube, namespace_terminating, rejection, user_caused
 from modelyard.locks import ObjectLocks
+from modelyard.operator_metrics import OperatorMetrics
 from modelyard.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,11 @@ class Reconciler:
     """The shell: observe (read the object and its children), ask the pure core
     (``training.plan``/``serving.plan``, then ``*_status``), apply what it says, write status."""
 
-    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, metrics: OperatorMetrics | None = None
+    ) -> None:
         self.kube = kube
+        self.metrics = metrics or OperatorMetrics()
         self.trainer = training.TrainerConfig.of(settings)
         self.server = serving.ServerConfig.of(settings)
         self.locks = ObjectLocks()
@@ -161,8 +165,12 @@ class Reconciler:
     # --- TrainingJob ----------------------------------------------------------------------------
 
     def training_job(self, namespace: str, name: str) -> None:
-        with self.locks.exclusive(TRAINING_JOB_KIND, namespace, name) as first:
+        with (
+            self.metrics.reconcile(TRAINING_JOB_KIND) as outcome,
+            self.locks.exclusive(TRAINING_JOB_KIND, namespace, name) as first,
+        ):
             if not first:
+                outcome.result = "coalesced"
                 return
             body = self.kube.get(API_GROUP_VERSION, TRAINING_JOB_KIND, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -228,8 +236,12 @@ class Reconciler:
     # --- ModelDeployment ------------------------------------------------------------------------
 
     def model_deployment(self, namespace: str, name: str) -> None:
-        with self.locks.exclusive(MODEL_DEPLOYMENT_KIND, namespace, name) as first:
+        with (
+            self.metrics.reconcile(MODEL_DEPLOYMENT_KIND) as outcome,
+            self.locks.exclusive(MODEL_DEPLOYMENT_KIND, namespace, name) as first,
+        ):
             if not first:
+                outcome.result = "coalesced"
                 return
             body = self.kube.get(API_GROUP_VERSION, MODEL_DEPLOYMENT_KIND, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):

@@ -33,6 +33,9 @@ class OperatorSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     resync_interval_seconds: float = Field(default=300.0, gt=0)
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    # The operator's own Prometheus metrics (reconciles, durations, queue): 0 turns them off.
+    metrics_port: int = Field(default=8081, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
     allowed_images: Annotated[list[str], NoDecode] = Field(default_factory=list)
     training_default_resources: ResourceRequirements = Field(
         default_factory=lambda: ResourceRequirements(

@@ -201,6 +201,7 @@ class OperatorProcess:
         self.popen: subprocess.Popen[bytes] | None = None
         self.start_time: int | None = None
         self.port = 0
+        self.metrics_port = 0
         self.starts = 0
 
     @property
@@ -220,6 +221,8 @@ class OperatorProcess:
             MODELYARD_RESYNC_INTERVAL_SECONDS=str(RESYNC_SECONDS),
             MODELYARD_ALLOWED_IMAGES="my/runtime:2",
             MODELYARD_LIVENESS_ENDPOINT=f"http://127.0.0.1:{self.port}/healthz",
+            MODELYARD_METRICS_HOST="127.0.0.1",
+            MODELYARD_METRICS_PORT=str(self.metrics_port),
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
@@ -227,7 +230,7 @@ class OperatorProcess:
 
     def start(self, timeout: float = 60) -> None:
         assert self.popen is None or self.popen.poll() is not None, "already running"
-        self.port = free_port()
+        self.port, self.metrics_port = free_port(), free_port()
         self.starts += 1
         with self.log_path.open("ab") as log:
             log.write(f"\n===== operator start #{self.starts} =====\n".encode())
@@ -251,6 +254,12 @@ class OperatorProcess:
                 return
             time.sleep(0.3)
         raise AssertionError(f"operator not live after {timeout}s:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        """The operator's own /metrics page."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
 
     def live(self) -> bool:
         try:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from .operator_harness import (
     REPO,
     Modelyard,
+    OperatorProcess,
     condition_is,
     finish_trainer,
     model_deployment,
@@ -61,7 +63,9 @@ def kstatus_check(directory: Path) -> dict[str, dict[str, str]]:
     return {line["file"].removesuffix(".json"): line for line in lines}
 
 
-def test_kstatus_and_flux_agree_with_status(modelyard: Modelyard, ns: str, tmp_path: Path) -> None:
+def test_kstatus_and_flux_agree_with_status(
+    modelyard: Modelyard, operator: OperatorProcess, ns: str, tmp_path: Path
+) -> None:
     api, kubectl = modelyard.api, modelyard.kubectl
     kubectl.apply(
         training_job("good"),
@@ -133,3 +137,15 @@ def test_kstatus_and_flux_agree_with_status(modelyard: Modelyard, ns: str, tmp_p
     }
     got = {name: (v["kstatus"], v["flux"]) for name, v in verdicts.items()}
     assert got == expected, json.dumps({n: seen[n].get("status") for n in seen}, indent=1)
+
+    # The operator's own /metrics counted those reconciles, per kind.
+    families = {f.name: f for f in text_string_to_metric_families(operator.metrics())}
+    done = {
+        (s.labels["kind"], s.labels["result"]): s.value
+        for s in families["modelyard_operator_reconciles"].samples
+        if s.name.endswith("_total")
+    }
+    assert done[("TrainingJob", "ok")] >= 2 and done[("ModelDeployment", "ok")] >= 2, done
+    assert done[("TrainingJob", "error")] == done[("ModelDeployment", "error")] == 0, done
+    durations = families["modelyard_operator_reconcile_duration_seconds"].samples
+    assert any(s.name.endswith("_count") and s.value > 0 for s in durations)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.cluster.operator_harness import (
     wait_for,
 )
 
+from .faults.faultlib import send
 from .node import RealNode
 
 pytestmark = pytest.mark.e2e
@@ -43,27 +43,6 @@ MONITORING = {
     }
 }
 PETAL_LENGTH = 2  # the column the shifted traffic moves
-
-
-def send(url: str, rows: list[list[float]]) -> None:
-    """Rows in small batches, as clients do; each request lands on one of the pods."""
-    for start in range(0, len(rows), 10):
-        batch = rows[start : start + 10]
-        body = {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": [len(batch), 4],
-                    "datatype": "FP64",
-                    "data": [v for row in batch for v in row],
-                }
-            ]
-        }
-        request = urllib.request.Request(
-            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
 
 
 def iris_rows(n: int, *, shift: float = 0.0, seed: int = 0) -> list[list[float]]:

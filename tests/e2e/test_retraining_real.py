@@ -18,8 +18,6 @@ import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ from tests.cluster.operator_harness import (
     wait_for,
 )
 
-from .faults.faultlib import service_url
+from .faults.faultlib import send, service_url
 from .node import RealNode
 
 pytestmark = pytest.mark.e2e
@@ -129,34 +127,17 @@ class Traffic:
     def answers(self) -> bool:
         """One request through the Service succeeds (kube-proxy has programmed it)."""
         try:
-            self._send(self.rows[:1])
+            send(str(self.url), self.rows[:1], timeout=5)
         except OSError:
             return False
         return True
-
-    def _send(self, batch: list[list[float]]) -> None:
-        body = {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": [len(batch), 4],
-                    "datatype": "FP64",
-                    "data": [v for row in batch for v in row],
-                }
-            ]
-        }
-        request = urllib.request.Request(
-            str(self.url), json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            response.read()
 
     def _run(self) -> None:
         rng, began = random.Random(3), time.monotonic()
         while not self._stop.wait(0.1):
             batch = [[v + rng.gauss(0, 0.05) for v in rng.choice(self.rows)] for _ in range(5)]
             try:
-                self._send(batch)
+                send(str(self.url), batch, timeout=5)
                 self.ok += 1
             except OSError as error:  # an HTTPError is one too
                 self.failed.append(f"at {time.monotonic() - began:.1f}s: {error}")

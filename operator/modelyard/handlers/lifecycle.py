@@ -10,14 +10,16 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import kopf
 
 from modelyard import canary_monitor, drift_monitor, naming
 from modelyard.kube import Kube, load_client
 from modelyard.leader import LeaderElector
+from modelyard.operator_metrics import OperatorMetrics
 from modelyard.reconcile import Reconciler
 from modelyard.settings import OperatorSettings
 
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 
 LEASE_NAME = "modelyard-operator"
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between retries of a failed reconcile
+# Which kind a retried reconcile is about (for the operator's metrics).
+RETRIED_KINDS = {
+    "training_job": "TrainingJob",
+    "model_deployment": "ModelDeployment",
+    "deployments_following": "ModelDeployment",
+}
 # The children the operator makes, watched (filtered by the API server on our label) so that
 # one changed or deleted by hand is put back at once, not at the next resync.
 WATCHED_CHILDREN = (
@@ -43,6 +51,8 @@ class State:
     reconciler: Reconciler
     elector: LeaderElector | None
     tasks: list[asyncio.Task[None]]
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    metrics_server: WSGIServer | None = None
 
     def leading(self) -> bool:
         return self.elector is None or self.elector.leading.is_set()
@@ -80,9 +90,16 @@ def _run_with_retries(
             error,
             delay,
         )
-        timer = threading.Timer(
-            delay, _run_with_retries, (shared, reconcile, namespace, name, attempt + 1)
-        )
+        kind = RETRIED_KINDS.get(reconcile.__name__)
+        if kind is not None:
+            shared.metrics.retries.labels(kind).inc()
+
+        def retry() -> None:
+            if kind is not None:
+                shared.metrics.retries.labels(kind).dec()
+            _run_with_retries(shared, reconcile, namespace, name, attempt + 1)
+
+        timer = threading.Timer(delay, retry)
         timer.daemon = True
         timer.start()
 
@@ -131,7 +148,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             lease_seconds=operator.leader_election_lease_seconds,
             renew_seconds=max(1.0, operator.leader_election_lease_seconds / 3),
         )
-    shared = State(operator, Reconciler(kube, operator), elector, [])
+    metrics = OperatorMetrics()
+    shared = State(operator, Reconciler(kube, operator, metrics), elector, [], metrics)
+    if operator.metrics_port:
+        shared.metrics_server = metrics.serve(operator.metrics_host, operator.metrics_port)
     memo.modelyard = shared
 
     def reconcile(namespace: str, name: str) -> None:
@@ -158,6 +178,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
             await task
     if shared.elector is not None:
         await asyncio.to_thread(shared.elector.release)
+    if shared.metrics_server is not None:
+        shared.metrics_server.shutdown()
 
 
 async def elect_forever(shared: State, elector: LeaderElector) -> None:

@@ -347,6 +347,28 @@ class SteadyClient:
         return True, "ok"
 
 
+def send(url: str, rows: list[list[float]], *, timeout: float = 10) -> None:
+    """Rows to a V2 infer URL in batches of at most 10, as clients do (each request lands on
+    one pod); an error answer raises (``HTTPError`` is an ``OSError``)."""
+    for start in range(0, len(rows), 10):
+        batch = rows[start : start + 10]
+        body = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [len(batch), len(batch[0])],
+                    "datatype": "FP64",
+                    "data": [v for row in batch for v in row],
+                }
+            ]
+        }
+        request = urllib.request.Request(
+            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+
+
 def service_url(api: Api, namespace: str, name: str) -> str | None:
     """The Service's V2 infer URL by ClusterIP (no cluster DNS here), or None when absent."""
     svc = api.get("v1", "Service", namespace, name)
