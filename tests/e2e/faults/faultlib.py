@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import select
@@ -526,10 +525,6 @@ def watch_live(
     touch(kubectl, kind, namespace, name)
     found, _ = waited(lambda: handled_since(operator, mark, handler), timeout)
     return bool(found)
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def model_versions(models_dir: Path) -> list[str]:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from modelyard_devcluster import LocalCluster
+from modelyard_runtime.contract import sha256_of
 
 from tests.cluster.operator_harness import (
     GROUP_VERSION,
@@ -43,7 +44,6 @@ from .faultlib import (
     probe_md_answered,
     probe_tj,
     probe_tj_answered,
-    sha256_file,
     status_of,
     touch,
     waited,
@@ -131,7 +131,7 @@ def test_operator_sigkill_mid_reconcile(
     version_dir = served.models_dir / model["version"]
     metadata = json.loads((version_dir / "metadata.json").read_text())
     assert metadata["modelVersion"] == model["version"]
-    assert sha256_file(version_dir / "model.skops") == metadata["sha256"]
+    assert sha256_of(version_dir / "model.skops") == metadata["sha256"]
     assert model["uri"].endswith("/" + model["version"])
     md = api.md(ns, name)
     assert (status_of(md).get("model") or {}).get("version") == model["version"]
