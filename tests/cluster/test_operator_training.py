@@ -215,14 +215,13 @@ def test_oom_killed(modelyard: Modelyard, ns: str) -> None:
 
 
 def test_deadline_exceeded(modelyard: Modelyard, ns: str) -> None:
-    api = modelyard.api
     modelyard.kubectl.apply(training_job("slow", activeDeadlineSeconds=3), namespace=ns)
-    running_trainer_pod(api, ns, "slow-g1")
-    # Nobody finishes the pod: the Job controller stops it at the deadline.
+    # Nobody finishes the pod: the Job controller stops it at the deadline -- whether or not
+    # it was Running by then (on a busy machine its scheduling alone can take longer than 3 s,
+    # so waiting for Running first would race the deadline).
     tj = failed_with(modelyard, ns, "slow", "DeadlineExceeded", timeout=60)
     failure = tj["status"]["lastFailure"]
     assert "deadline" in failure["message"].lower(), failure
-    assert tj["status"]["attempts"] >= 1
 
 
 def test_gate_not_met_is_final(modelyard: Modelyard, ns: str) -> None:
