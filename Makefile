@@ -32,6 +32,7 @@ test: setup lint ## lint, then every tier: unit, runtime, image (Docker), cluste
 	hack/build-runtime-image.sh
 	hack/node/prereqs.sh
 	KUBE_EXTRA_CMDS="kubelet kube-proxy" hack/kube-binaries.sh
+	hack/prometheus-binaries.sh
 	$(PY) -m pytest tests
 
 test-unit: setup ## the pure core only

@@ -3,7 +3,8 @@
 Per kind: reconciles by result (``ok``, ``error``: raised, retried with backoff; ``coalesced``:
 another trigger for the same object was already waiting, which will see this change),
 their duration, the reconciles running or waiting behind their object's lock (the queue
-depth), and the failed reconciles waiting for their retry. One registry per operator (kept in
+depth), and the failed reconciles waiting for their retry; and the custom resources' status
+(``status_metrics``), which the alerts and the dashboard read. One registry per operator (kept in
 the handlers' shared state), not the process-global default registry.
 """
 
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from modelyard.status_metrics import StatusMetrics
 
 KINDS = ("TrainingJob", "ModelDeployment")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -54,6 +57,8 @@ class OperatorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.objects = StatusMetrics()
+        self.registry.register(self.objects)
         for kind in KINDS:  # every series exists from the start (rate() needs a zero)
             for result in ("ok", "error", "coalesced"):
                 self.reconciles.labels(kind, result)

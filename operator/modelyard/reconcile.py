@@ -102,6 +102,7 @@ class Reconciler:
             status, generation=meta.generation, previous=previous.conditions, at=now()
         )
         desired = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        self.metrics.objects.observe(body["kind"], meta.namespace, meta.name, desired)
         patch = mergepatch.diff(body.get("status"), desired)
         if patch is None:
             return
@@ -174,7 +175,9 @@ class Reconciler:
                 return
             body = self.kube.get(API_GROUP_VERSION, TRAINING_JOB_KIND, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-                return  # gone: owner references let the garbage collector remove the Job
+                # gone: owner references let the garbage collector remove the Job
+                self.metrics.objects.forget(TRAINING_JOB_KIND, namespace, name)
+                return
             with _unless_namespace_terminating():
                 self._reconcile_training_job(body)
 
@@ -249,6 +252,7 @@ class Reconciler:
                 self.drift_schedule.set(namespace, name, None)
                 self.canary_schedule.set(namespace, name, None)
                 self.retrainers.set(namespace, name, None)
+                self.metrics.objects.forget(MODEL_DEPLOYMENT_KIND, namespace, name)
                 return
             with _unless_namespace_terminating():
                 self._reconcile_model_deployment(body)

@@ -9,14 +9,13 @@ Expected: training or rolling out is InProgress, trained or serving is Current, 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.go_tools import go_run
 
 from .operator_harness import (
     REPO,
@@ -35,28 +34,12 @@ from .operator_harness import (
 
 pytestmark = pytest.mark.cluster
 
-CACHE = Path.home() / ".cache" / "modelyard"
-
 
 def kstatus_check(directory: Path) -> dict[str, dict[str, str]]:
-    go = shutil.which("go")
-    if go is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("go is needed to compute kstatus")
-        pytest.skip("go not installed")
-    env = {
-        **os.environ,
-        "GOMODCACHE": str(CACHE / "go-mod"),
-        "GOCACHE": str(CACHE / "go-build"),
-        "GOFLAGS": "-mod=readonly",
-    }
-    done = subprocess.run(
-        [go, "run", ".", str(REPO / "deploy" / "flux" / "health-check-exprs.yaml"), str(directory)],
-        cwd=REPO / "deploy" / "kstatus",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = go_run(
+        REPO / "deploy" / "kstatus",
+        str(REPO / "deploy" / "flux" / "health-check-exprs.yaml"),
+        str(directory),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
@@ -149,3 +132,35 @@ def test_kstatus_and_flux_agree_with_status(
     assert done[("TrainingJob", "error")] == done[("ModelDeployment", "error")] == 0, done
     durations = families["modelyard_operator_reconcile_duration_seconds"].samples
     assert any(s.name.endswith("_count") and s.value > 0 for s in durations)
+
+    # ... and their status, as the alerts and the dashboard read it.
+    def status_sample(name: str, **labels: str) -> float | None:
+        for sample in families[name].samples:
+            if all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+        return None
+
+    objects = {"namespace": ns}
+    phase_of = "modelyard_trainingjob_status_phase"
+    assert status_sample(phase_of, **objects, trainingjob="weak", phase="Failed") == 1
+    assert status_sample(phase_of, **objects, trainingjob="weak", phase="Running") == 0
+    assert status_sample(phase_of, **objects, trainingjob="good", phase="Succeeded") == 1
+    md_phase = "modelyard_modeldeployment_status_phase"
+    assert status_sample(md_phase, **objects, modeldeployment="good", phase="Ready") == 1
+    assert status_sample(md_phase, **objects, modeldeployment="weak", phase="Degraded") == 1
+    stalled = {"condition": "Stalled", "status": "True"}
+    md_condition = "modelyard_modeldeployment_status_condition"
+    assert status_sample(md_condition, **objects, modeldeployment="weak", **stalled) == 1
+    assert status_sample(md_condition, **objects, modeldeployment="good", **stalled) == 0
+    served = status_sample(
+        "modelyard_modeldeployment_model_info", **objects, modeldeployment="good"
+    )
+    assert served == 1
+
+    # A deleted object's series go with it.
+    kubectl("delete", "trainingjob", "weak", "-n", ns, "--wait=true")
+    wait_for(
+        "weak's series gone",
+        lambda: 'trainingjob="weak"' not in operator.metrics(),
+        timeout=30,
+    )

@@ -5,38 +5,20 @@ component installs exactly those files under Argo CD's resource-customization ke
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.go_tools import go_run
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "deploy" / "argocd"
 ACTIONS = Path("modelyard.io") / "ModelDeployment" / "actions"
 KINDS = ("ModelDeployment", "TrainingJob")
-CACHE = Path.home() / ".cache" / "modelyard"
 
 
 def test_health_lua_passes_its_cases_in_argo_cds_lua_vm() -> None:
-    go = shutil.which("go")
-    if go is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("go is needed to run the Argo CD health checks")
-        pytest.skip("go not installed")
-    # The module cache the Kubernetes build uses: downloaded once, kept across clones.
-    env = {**os.environ, "GOMODCACHE": str(CACHE / "go-mod"), "GOFLAGS": "-mod=readonly"}
-    env.setdefault("GOCACHE", str(CACHE / "go-build"))
-    done = subprocess.run(
-        [go, "test", "-count=1", "-v", "./..."],
-        cwd=ARGOCD,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = go_run(ARGOCD, "-count=1", "-v", "./...", command="test", timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     cases = sum(
         len(

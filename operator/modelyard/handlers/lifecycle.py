@@ -190,6 +190,8 @@ async def elect_forever(shared: State, elector: LeaderElector) -> None:
         leading = await asyncio.to_thread(elector.step)
         if leading and not was_leading:
             shared.tasks.append(asyncio.create_task(resync_once(shared)))
+        elif was_leading and not leading:  # the new leader reports the objects' status now
+            shared.metrics.objects.clear()
         await asyncio.sleep(elector.renew_seconds)
 
 
