@@ -340,6 +340,9 @@ class Rollout(CamelModel):
     # The manual gate: when set, a canary is promoted (or a rolled-back one retried) only once
     # this names its model's sha256 -- a declarative approval, visible in Git.
     approve: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    # The manual stop: a canary of the model with this sha256 is rolled back and not started
+    # again while it is set; removing it retries.
+    abort: str | None = Field(default=None, pattern=SHA256_PATTERN)
 
 
 class OnDrift(CamelModel):

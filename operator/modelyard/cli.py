@@ -6,12 +6,14 @@
   model's metrics and data digest where its TrainingJob still says them;
 - ``predict NAME [FILE]``: rows from a CSV (a header row) or JSON (a list of rows) to the V2
   endpoint, through the API server's service proxy (no port-forward, no cluster DNS);
-- ``retrain NAME`` and ``promote NAME``: the declarative changes a GitOps user could commit
-  instead (``spec.retraining.run``; ``spec.rollout.approve`` or
-  ``spec.retraining.promotion.approve`` set to the waiting model's sha256).
+- ``retrain NAME``, ``promote NAME``, ``abort NAME``, ``retry NAME``: the declarative changes a
+  GitOps user could commit instead (``spec.retraining.run``; ``spec.rollout.approve`` or
+  ``spec.retraining.promotion.approve`` set to the waiting model's sha256;
+  ``spec.rollout.abort`` set to the running canary's sha256, and taken out again).
 
 The pages are built by pure functions over the objects (``status_page``, ``history_rows``,
-``promotion_patch``), tested without a cluster; ``main`` only reads, patches and prints.
+``promotion_patch``, ``abort_patch``, ``retry_patch``), tested without a cluster; ``main``
+only reads, patches and prints.
 """
 
 from __future__ import annotations
@@ -201,6 +203,27 @@ def promotion_patch(md: dict[str, Any]) -> dict[str, Any]:
     raise CliError("nothing awaits approval: no paused canary, no challenger awaiting approval")
 
 
+def abort_patch(md: dict[str, Any]) -> dict[str, Any]:
+    """The spec change that stops a running canary: ``spec.rollout.abort`` set to its sha256
+    (the operator rolls it back and keeps it back while that holds)."""
+    rollout = ModelDeploymentStatus.model_validate(md.get("status") or {}).rollout
+    if (
+        rollout is None
+        or rollout.phase not in ("Progressing", "Paused")
+        or not (rollout.canary and rollout.canary.sha256)
+    ):
+        phase = rollout.phase if rollout else "none"
+        raise CliError(f"no canary to abort (rollout phase: {phase})")
+    return {"spec": {"rollout": {"abort": rollout.canary.sha256}}}
+
+
+def retry_patch(md: dict[str, Any]) -> dict[str, Any]:
+    """The spec change that tries an aborted canary again: ``spec.rollout.abort`` removed."""
+    if not ((md.get("spec") or {}).get("rollout") or {}).get("abort"):
+        raise CliError("nothing to retry: spec.rollout.abort is not set")
+    return {"spec": {"rollout": {"abort": None}}}
+
+
 def parse_rows(text: str) -> list[list[Any]]:
     """JSON (a list of rows, or one row) or CSV with a header row."""
     stripped = text.strip()
@@ -318,11 +341,16 @@ def _retrain(cluster: Cluster, args: argparse.Namespace) -> str:
     return f"spec.retraining.run set to {token}: one retraining starts"
 
 
-def _promote(cluster: Cluster, args: argparse.Namespace) -> str:
-    md = cluster.get(MODEL_DEPLOYMENT_KIND, args.namespace, args.name)
-    patch = promotion_patch(md)
-    cluster.patch(MODEL_DEPLOYMENT_KIND, args.namespace, args.name, patch)
-    return f"patched {json.dumps(patch)}"
+def _patcher(
+    make: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Callable[[Cluster, argparse.Namespace], str]:
+    def apply(cluster: Cluster, args: argparse.Namespace) -> str:
+        md = cluster.get(MODEL_DEPLOYMENT_KIND, args.namespace, args.name)
+        patch = make(md)
+        cluster.patch(MODEL_DEPLOYMENT_KIND, args.namespace, args.name, patch)
+        return f"patched {json.dumps(patch)}"
+
+    return apply
 
 
 COMMANDS: dict[str, Callable[[Cluster, argparse.Namespace], str]] = {
@@ -330,7 +358,9 @@ COMMANDS: dict[str, Callable[[Cluster, argparse.Namespace], str]] = {
     "history": _history,
     "predict": _predict,
     "retrain": _retrain,
-    "promote": _promote,
+    "promote": _patcher(promotion_patch),
+    "abort": _patcher(abort_patch),
+    "retry": _patcher(retry_patch),
 }
 
 
@@ -354,6 +384,8 @@ def parser() -> argparse.ArgumentParser:
     retrain.add_argument("name")
     retrain.add_argument("--run", help="the token to set (default: the time)")
     command("promote", "approve what waits (a canary or a challenger)").add_argument("name")
+    command("abort", "roll the running canary back (spec.rollout.abort)").add_argument("name")
+    command("retry", "try an aborted canary again").add_argument("name")
     return top
 
 

@@ -5,7 +5,8 @@ split is by ready replicas. Each reconcile asks ``decide`` what the next state i
 last one (``status.rollout``), the model the spec wants, the model the stable Deployment
 serves, and the canary monitor's latest check of the current step. ``decide`` never edits the
 spec: a rollback leaves it as written (GitOps stays in sync) and the rejected model is not
-tried again until the spec changes or ``approve`` names it.
+tried again until the spec changes or ``approve`` names it. ``abort`` naming the canary's
+sha256 rolls it back by hand (Argo Rollouts' abort, as a reviewed spec change).
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ def decide(
             )
         return arms.without_canary(base)
 
+    if rollout.abort is not None and desired.sha256 == rollout.abort:
+        return arms.without_canary(_aborted(base, desired, generation))
     approved = rollout.approve is not None and desired.sha256 == rollout.approve
     if base.phase == "RolledBack" and same_model(base.canary, desired):
         if base.generation == generation and not approved:
@@ -242,6 +245,18 @@ def _rolled_back(status: RolloutStatus, reason: str, message: str) -> RolloutSta
             "desired_weight": None,
             "actual_weight": None,
         }
+    )
+
+
+def _aborted(base: RolloutStatus, desired: ModelStatus, generation: int) -> RolloutStatus:
+    """``spec.rollout.abort`` names the canary's model: back to stable, and never started
+    again while it does. Taking ``abort`` out (a new generation) retries the canary."""
+    if base.phase == "RolledBack" and same_model(base.canary, desired):
+        return base
+    status = base if same_model(base.canary, desired) else RolloutStatus(phase="Idle")
+    message = f"canary {desired.version} aborted: spec.rollout.abort names its sha256"
+    return _rolled_back(
+        status.model_copy(update={"canary": desired, "generation": generation}), "Aborted", message
     )
 
 
@@ -347,6 +362,7 @@ EVENT_REASONS = {
     "Promoted": "CanaryPromoted",
     "AwaitingApproval": "CanaryAwaitingApproval",
     "Superseded": "CanarySuperseded",
+    "Aborted": "CanaryAborted",
 }
 
 

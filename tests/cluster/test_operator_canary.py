@@ -25,6 +25,7 @@ from .operator_harness import (
     events_for,
     model_deployment,
     phase,
+    plugin,
     wait_for,
 )
 
@@ -185,3 +186,58 @@ def test_a_canary_without_traffic_holds_then_goes_back_to_stable(
     )
     assert rollout(md)["phase"] == "Idle"
     assert condition_is(md, "Stalled", "False")
+
+
+def test_abort_rolls_a_running_canary_back_and_retry_starts_it_again(
+    modelyard: Modelyard, ns: str
+) -> None:
+    """``kubectl modelyard abort`` / ``retry``: the same spec changes as the Argo CD actions."""
+    api, kubectl = modelyard.api, modelyard.kubectl
+    holding = {**ROLLOUT, "canary": {**ROLLOUT["canary"], "analysis": {"interval": "1s"}}}
+    body = model_deployment("iris", storage_uri=V1[0], rollout=holding)
+    body["spec"]["model"]["sha256"] = V1[1]
+    kubectl.apply(body, namespace=ns)
+    wait_for("iris Ready on v1", lambda: (m := api.md(ns, "iris")) and condition_is(m, "Ready"))
+    api.patch(GROUP_VERSION, "ModelDeployment", ns, "iris", {"spec": {"model": model(V2)}})
+    wait_for(
+        "the canary running",
+        lambda: (
+            rollout(api.md(ns, "iris")).get("phase") == "Progressing"
+            and api.get("apps/v1", "Deployment", ns, "iris-canary") is not None
+        ),
+        show=lambda: rollout(api.md(ns, "iris")),
+    )
+
+    said = plugin(kubectl, "abort", "iris", "-n", ns)
+    assert V2[1] in said, said
+    md = api.md(ns, "iris")
+    assert md is not None and md["spec"]["rollout"]["abort"] == V2[1]
+    md = wait_for(
+        "RolledBack, Aborted",
+        lambda: (m := api.md(ns, "iris")) and rollout(m).get("reason") == "Aborted" and m,
+        show=lambda: rollout(api.md(ns, "iris")),
+    )
+    assert rollout(md)["phase"] == "RolledBack" and rollout(md)["canary"]["sha256"] == V2[1]
+    wait_for(
+        "the canary Deployment gone",
+        lambda: api.get("apps/v1", "Deployment", ns, "iris-canary") is None,
+    )
+    wait_for(
+        "a CanaryAborted Event",
+        lambda: any(e["reason"] == "CanaryAborted" for e in events_for(api, ns, "iris")),
+    )
+    time.sleep(3)  # more reconciles: it stays back while abort names it
+    assert rollout(api.md(ns, "iris"))["reason"] == "Aborted"
+    assert api.get("apps/v1", "Deployment", ns, "iris-canary") is None
+
+    plugin(kubectl, "retry", "iris", "-n", ns)
+    md = api.md(ns, "iris")
+    assert md is not None and "abort" not in md["spec"]["rollout"]
+    wait_for(
+        "the canary running again",
+        lambda: (
+            rollout(api.md(ns, "iris")).get("phase") == "Progressing"
+            and api.get("apps/v1", "Deployment", ns, "iris-canary") is not None
+        ),
+        show=lambda: rollout(api.md(ns, "iris")),
+    )

@@ -64,5 +64,5 @@ def test_the_actions_block_is_rendered_from_the_lua_files() -> None:
         "stale: run hack/argocd-actions.py"
     )
     block = yaml.safe_load((kind_dir / "actions.yaml").read_text())
-    assert [d["name"] for d in block["definitions"]] == ["promote", "retrain"]
+    assert [d["name"] for d in block["definitions"]] == ["abort", "promote", "retrain", "retry"]
     assert block["discovery.lua"] == (ARGOCD / ACTIONS / "discovery.lua").read_text()

@@ -173,6 +173,21 @@ def test_promote_approves_a_paused_canary_or_a_waiting_challenger() -> None:
         cli.promotion_patch(md_with())
 
 
+def test_abort_names_the_running_canary_and_retry_takes_it_out() -> None:
+    canary = {"uri": "u", "version": "v2", "sha256": V2_SHA}
+    for phase in ("Progressing", "Paused"):
+        running = md_with(rollout={"phase": phase, "canary": canary})
+        assert cli.abort_patch(running) == {"spec": {"rollout": {"abort": V2_SHA}}}
+    for phase in ("Promoting", "RolledBack", "Idle"):
+        with pytest.raises(cli.CliError, match=f"no canary to abort .rollout phase: {phase}"):
+            cli.abort_patch(md_with(rollout={"phase": phase, "canary": canary}))
+    aborted = md_with(rollout={"phase": "RolledBack", "reason": "Aborted", "canary": canary})
+    aborted["spec"]["rollout"] = {"strategy": "Canary", "abort": V2_SHA}
+    assert cli.retry_patch(aborted) == {"spec": {"rollout": {"abort": None}}}  # merge patch: remove
+    with pytest.raises(cli.CliError, match="nothing to retry"):
+        cli.retry_patch(md_with())
+
+
 @pytest.mark.parametrize(
     ("text", "rows"),
     [

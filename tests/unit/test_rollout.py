@@ -189,6 +189,34 @@ def test_a_rolled_back_model_is_not_retried_until_the_spec_changes_or_approves_i
     assert newer.canary == V3
 
 
+def test_abort_rolls_the_canary_back_and_keeps_it_back_until_removed() -> None:
+    running = step(None, 0).status
+    assert running is not None and running.phase == "Progressing"
+    aborted_spec = canary(abort=V2.sha256)
+    aborted = step(running, 30, rollout=aborted_spec, generation=3)  # the edit: a new generation
+    assert aborted.canary is None and aborted.status is not None
+    assert (aborted.status.phase, aborted.status.reason) == ("RolledBack", "Aborted")
+    assert aborted.status.canary == V2 and "aborted" in (aborted.status.message or "")
+    event = transition_event(running, aborted.status)
+    assert event is not None and event.reason == "CanaryAborted"
+    # Held while abort names it, on every reconcile and across further spec edits.
+    for generation in (3, 4):
+        held = step(aborted.status, 60, rollout=aborted_spec, generation=generation)
+        assert held.canary is None and held.status == aborted.status.model_copy(
+            update={"stable": V1}
+        )
+    # Removing abort retries it; abort naming another model changes nothing.
+    retried = step(aborted.status, 90, generation=5)
+    assert retried.canary == V2 and retried.status is not None
+    assert retried.status.phase == "Progressing"
+    other = step(running, 30, rollout=canary(abort=V3.sha256))
+    assert other.canary == V2
+    # Aborting a model before its canary starts: it never starts.
+    never = step(None, 0, rollout=aborted_spec)
+    assert never.canary is None and never.status is not None
+    assert (never.status.phase, never.status.reason) == ("RolledBack", "Aborted")
+
+
 def test_no_conclusive_check_before_the_timeout_sends_traffic_back() -> None:
     status = step(None, 0).status
     status = step(status, 200, verdict=check("Inconclusive", 200, requests=3)).status
