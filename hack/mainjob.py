@@ -45,8 +45,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml  # the operator's dependency: run this with the .venv's python (`make up`)
-
 REPO = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("modelyard_devcluster") is None:
     # `make down` / `make status` also run without .venv: the package from the tree.
@@ -61,6 +59,7 @@ from modelyard_devcluster import (  # noqa: E402
     proc_start_time,
     terminate,
 )
+from modelyard_devcluster.install import rbac_documents  # noqa: E402
 
 RUNTIME_IMAGE = os.environ.get("MODELYARD_RUNTIME_IMAGE", "modelyard-runtime:dev")
 NODE_NAME = os.environ.get("NODE_NAME", "modelyard-node-0")
@@ -69,14 +68,6 @@ CTR = ["ctr", "-a", "/run/modelyard-containerd/containerd.sock", "-n", "k8s.io"]
 DOCKER = "/usr/bin/docker" if os.access("/usr/bin/docker", os.X_OK) else "docker"
 KWOK_TAINT = "modelyard.io/fake-node=true:NoSchedule"
 OPERATOR_NS, OPERATOR_SA = "modelyard-system", "modelyard-operator"
-RBAC_KINDS = (
-    "Namespace",
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-)
 SAMPLES_NS, SAMPLE = "default", "iris"
 MODELS_CLAIM, MODELS_PV, RUNTIME_UID = "modelyard-models", "modelyard-models-local", 10001
 TJ_TIMEOUT = float(os.environ.get("UP_TRAINING_TIMEOUT", "600"))
@@ -280,7 +271,7 @@ def install(kube: Kube) -> None:
             timeout=60,
         )
     rendered = kube("kustomize", str(REPO / "manifests"))
-    docs = [json.dumps(d) for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    docs = [json.dumps(d) for d in rbac_documents(rendered)]
     kube("apply", "--server-side", "-f", "-", input="\n---\n".join(docs))
 
 

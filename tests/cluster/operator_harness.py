@@ -41,6 +41,7 @@ from kubernetes import config as kube_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 from modelyard_devcluster import LocalCluster, free_port, proc_start_time, terminate
+from modelyard_devcluster.install import rbac_documents
 from modelyard_runtime.contract import (
     Comparison,
     DatasetInfo,
@@ -61,14 +62,6 @@ GROUP_VERSION = "modelyard.io/v1alpha1"
 RESYNC_SECONDS = float(os.environ.get("MODELYARD_TEST_RESYNC_SECONDS", "3"))
 # How long the GitOps test watches for status/annotation churn (a churn check, not a timer).
 CHURN_SECONDS = float(os.environ.get("MODELYARD_CHURN_SECONDS", "60"))
-RBAC_KINDS = (
-    "Namespace",
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-)
 
 _current_operator: OperatorProcess | None = None
 
@@ -338,9 +331,7 @@ def install_crds(kubectl: Kubectl) -> None:
 def install_rbac(kubectl: Kubectl) -> list[dict[str, Any]]:
     """Namespace, ServiceAccount, ClusterRole and binding from the shipped kustomize base."""
     rendered = kubectl("kustomize", str(REPO / "manifests"))
-    docs = [d for d in yaml.safe_load_all(rendered) if d]
-    chosen = [d for d in docs if d["kind"] in RBAC_KINDS]
-    assert {d["kind"] for d in chosen} == set(RBAC_KINDS), [d["kind"] for d in docs]
+    chosen = rbac_documents(rendered)
     kubectl.apply(*chosen)
     return chosen
 
