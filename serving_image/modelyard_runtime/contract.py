@@ -162,6 +162,7 @@ TERMINATION_MESSAGE_LIMIT = 4096  # bytes: the kubelet truncates beyond this
 # --- artifact layout --------------------------------------------------------------------------
 
 MODEL_FILE = "model.skops"
+ONNX_FILE = "model.onnx"  # the compiled runtime, when it converts with parity
 METADATA_FILE = "metadata.json"
 
 
@@ -248,6 +249,37 @@ class Comparison(WireModel):
     reason: str | None = None
 
 
+class RuntimeTiming(WireModel):
+    p50_us: dict[str, float]  # in-process predict latency by batch size ("batch1", "batch32")
+
+
+class OnnxParity(WireModel):
+    """ONNX against scikit-learn on the holdout split."""
+
+    rows: int
+    label_agreement: float | None = None  # classifiers: share of identical labels
+    max_proba_diff: float | None = None  # classifiers: max |probability difference|
+    max_relative_diff: float | None = None  # regressors: max |diff| / max(1, |y|)
+
+
+class OnnxRuntimeInfo(WireModel):
+    available: bool
+    reason: str | None = None  # why not, when not available
+    file: str = ONNX_FILE
+    sha256: str | None = None  # of the ONNX file (this record is covered by the digest)
+    opset: dict[str, int] | None = None
+    precision: Literal["double", "float"] | None = None
+    timing: RuntimeTiming | None = None
+    parity: OnnxParity | None = None
+
+
+class Runtimes(WireModel):
+    """What the trainer measured of each runtime the model can be served by."""
+
+    sklearn: RuntimeTiming
+    onnx: OnnxRuntimeInfo
+
+
 class ModelMetadata(WireModel):
     """``metadata.json`` beside the model file. Its bytes are the artifact: their sha256 is
     the artifact digest (``ModelRef.sha256``), and ``sha256`` here pins the model file."""
@@ -276,6 +308,7 @@ class ModelMetadata(WireModel):
     reference_sample: list[list[Any]] = Field(default_factory=list)
     reference_predictions: list[Any] = Field(default_factory=list)
     comparison: Comparison | None = None
+    runtimes: Runtimes | None = None
 
 
 # --- the trainer's result on the termination log ----------------------------------------------

@@ -21,11 +21,15 @@ def check_artifact(run: TrainerRun) -> ModelMetadata:
     result = TrainerResult.model_validate(run.result)
     assert result.model is not None
     files = sorted(p.name for p in run.model_dir.iterdir())
-    assert files == ["metadata.json", "model.skops"]
     metadata = ModelMetadata.model_validate(run.metadata())
-    # The artifact digest pins metadata.json, which pins the model file.
+    compiled = metadata.runtimes is not None and metadata.runtimes.onnx.available
+    assert files == ["metadata.json", *(["model.onnx"] if compiled else []), "model.skops"]
+    # The artifact digest pins metadata.json, which pins every other file.
     assert result.model.sha256 == sha256_of(run.model_dir / "metadata.json")
     assert metadata.sha256 == sha256_of(run.model_dir / "model.skops")
+    if compiled:
+        assert metadata.runtimes is not None
+        assert metadata.runtimes.onnx.sha256 == sha256_of(run.model_dir / "model.onnx")
     assert result.model.uri == f"file://{run.output_dir}/{result.model.version}"
     assert metadata.model_version == result.model.version
     assert 0 < len(metadata.reference_sample) <= 2000

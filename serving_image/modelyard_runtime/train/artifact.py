@@ -1,6 +1,7 @@
-"""Write ``<output-dir>/<version>/{model.skops,metadata.json}`` atomically.
+"""Write ``<output-dir>/<version>/{model.skops,metadata.json}`` (and ``model.onnx``, when the
+pipeline compiles with parity) atomically.
 
-Both files are written into a temporary sibling directory and renamed into place, so a reader
+All files are written into a temporary sibling directory and renamed into place, so a reader
 (the server, the operator) never sees a half-written version.
 """
 
@@ -122,16 +123,26 @@ class Artifact:
     digest: str  # sha256 of metadata.json's bytes (contract.ModelRef.sha256)
 
 
-def write_artifact(output_dir: str, version: str, model: Any, build_metadata: Any) -> Artifact:
-    """Dump ``model`` with skops, then ``build_metadata(model_sha256) -> ModelMetadata``;
-    move the directory into place as ``<output_dir>/<version>``. The artifact digest covers
-    metadata.json, which records the model file's sha256: one pin covers both files."""
+def write_artifact(
+    output_dir: str,
+    version: str,
+    model: Any,
+    build_metadata: Any,
+    extra_files: dict[str, bytes] | None = None,
+) -> Artifact:
+    """Dump ``model`` with skops and write ``extra_files`` (name -> bytes), then
+    ``build_metadata(model_sha256) -> ModelMetadata``; move the directory into place as
+    ``<output_dir>/<version>``. The artifact digest covers metadata.json, which records the
+    sha256 of every other file: one pin covers them all."""
     os.makedirs(output_dir, exist_ok=True)
     final = os.path.join(output_dir, version)
     staging = tempfile.mkdtemp(prefix=f".{version}.", dir=output_dir)
     try:
         model_path = os.path.join(staging, MODEL_FILE)
         skops.io.dump(model, model_path)
+        for name, data in (extra_files or {}).items():
+            with open(os.path.join(staging, name), "wb") as stream:
+                stream.write(data)
         metadata: ModelMetadata = build_metadata(sha256_of(model_path))
         # The bytes hashed are the bytes written (not a second serialisation).
         data = metadata.model_dump_json(by_alias=True, indent=2).encode()
@@ -140,7 +151,7 @@ def write_artifact(output_dir: str, version: str, model: Any, build_metadata: An
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(staging, 0o755)  # mkdtemp makes 0700; the server may run as another user
-        for name in (MODEL_FILE, METADATA_FILE):
+        for name in (MODEL_FILE, METADATA_FILE, *(extra_files or {})):
             os.chmod(os.path.join(staging, name), 0o644)
         if os.path.exists(final):
             # A retried Job writes the same version again: the new run replaces the old one.

@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
 from modelyard_runtime.contract import (
+    ONNX_FILE,
     Comparison,
     ModelMetadata,
     ModelRef,
@@ -24,6 +25,7 @@ from modelyard_runtime.contract import (
 from modelyard_runtime.spec import TrainingSpec
 from modelyard_runtime.train import artifact, metrics, search
 from modelyard_runtime.train.champion import Champion, Holdout, compare, trained_on
+from modelyard_runtime.train.compiled import compile_pipeline
 from modelyard_runtime.train.data import load_dataset
 from modelyard_runtime.train.errors import InvalidData, InvalidSpec
 from modelyard_runtime.train.estimators import make_estimator
@@ -158,6 +160,7 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
         for k, v in model.named_steps["model"].get_params(deep=False).items()
     }
 
+    compiled = compile_pipeline(model, x_test, task)
     sample = x_train[artifact.reference_sample(x_train, y_train, task, seed)]
     sample_predictions = [artifact.json_safe(v) for v in model.predict(sample)]
 
@@ -183,9 +186,13 @@ def train(spec: TrainingSpec, config: RunConfig) -> TrainerResult:
             reference_sample=artifact.rows_of(sample),
             reference_predictions=sample_predictions,
             comparison=comparison,
+            runtimes=compiled.runtimes,
         )
 
-    written = artifact.write_artifact(config.output_dir, config.version, model, build_metadata)
+    extra = {ONNX_FILE: compiled.onnx} if compiled.onnx is not None else None
+    written = artifact.write_artifact(
+        config.output_dir, config.version, model, build_metadata, extra
+    )
     uri = f"{config.storage_uri.rstrip('/')}/{config.version}"
     log.info(
         "wrote artifact",
