@@ -53,19 +53,13 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
-@pytest.fixture(scope="module")
-def trained(runtime_image: str, model_store: Path) -> dict[str, Any]:
-    spec = {
-        "dataset": {"builtin": "iris"},
-        "model": {"estimator": "RandomForestClassifier", "hyperparameters": {"n_estimators": 20}},
-        "validation": {"cvFolds": 3, "gate": [{"metric": "accuracy", "min": 0.8}]},
-    }
+def train_in_image(runtime_image: str, store: Path, spec: dict[str, Any]) -> dict[str, Any]:
     done = docker(
         "run",
         "--rm",
         *HARDENED,
         "-v",
-        f"{model_store}:/models",
+        f"{store}:/models",
         "-e",
         "MODELYARD_OUTPUT_DIR=/models",
         "-e",
@@ -80,9 +74,19 @@ def trained(runtime_image: str, model_store: Path) -> dict[str, Any]:
         "modelyard-train",
         timeout=600,
     )
-    result = json.loads((model_store / "result.json").read_text())
+    result: dict[str, Any] = json.loads((store / "result.json").read_text())
     assert result["reason"] == "Succeeded", done.stderr[-3000:]
     return result
+
+
+@pytest.fixture(scope="module")
+def trained(runtime_image: str, model_store: Path) -> dict[str, Any]:
+    spec = {
+        "dataset": {"builtin": "iris"},
+        "model": {"estimator": "RandomForestClassifier", "hyperparameters": {"n_estimators": 20}},
+        "validation": {"cvFolds": 3, "gate": [{"metric": "accuracy", "min": 0.8}]},
+    }
+    return train_in_image(runtime_image, model_store, spec)
 
 
 def test_trainer_in_the_image(trained: dict[str, Any], model_store: Path) -> None:
@@ -95,6 +99,25 @@ def test_trainer_in_the_image(trained: dict[str, Any], model_store: Path) -> Non
         "metadata.json",
         "model.skops",
     ]
+
+
+def test_the_compiled_runtime_in_the_image(runtime_image: str, tmp_path: Path) -> None:
+    """The image's own onnx/skl2onnx/onnxruntime convert and parity-check a pipeline under the
+    hardened profile (read-only root, no capabilities, non-root)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    store.chmod(0o777)
+    spec = {
+        "dataset": {"builtin": "iris"},
+        "model": {"estimator": "LogisticRegression", "hyperparameters": {"max_iter": 500}},
+        "validation": {"cvFolds": 0},
+    }
+    train_in_image(runtime_image, store, spec)
+    metadata = json.loads((store / "v1" / "metadata.json").read_text())
+    onnx = metadata["runtimes"]["onnx"]
+    assert onnx["available"] is True, onnx
+    assert onnx["parity"]["labelAgreement"] == 1.0
+    assert onnx["sha256"] == sha256_of(store / "v1" / "model.onnx")
 
 
 def test_trainer_error_exit_code_in_the_image(runtime_image: str) -> None:
