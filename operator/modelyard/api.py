@@ -23,6 +23,8 @@ from modelyard_runtime.contract import (
     Comparison,
     DatasetInfo,
     ModelRef,
+    RuntimeChoice,
+    RuntimeName,
     ValidationResult,
     WireModel,
 )
@@ -418,8 +420,16 @@ class Retraining(CamelModel):
         return duration_seconds(self.cooldown)
 
 
+class ServerSpec(CamelModel):
+    """How the model server runs the model: ``runtime`` Auto serves the compiled copy
+    (ONNX Runtime) where the trainer found it equal to the pipeline and faster."""
+
+    runtime: RuntimeChoice = "Auto"
+
+
 class ModelDeploymentSpec(CamelModel):
     model: ModelSource
+    server: ServerSpec = Field(default_factory=ServerSpec)
     replicas: int | None = Field(default=None, ge=0, le=1000)
     autoscaling: Autoscaling | None = None
     resources: ResourceRequirements | None = None
@@ -466,6 +476,9 @@ class ModelStatus(CamelModel):
     uri: str
     version: str
     sha256: str | None = None
+    # What its servers run: spec.server.runtime, Auto resolved where the operator knows the
+    # artifact (a TrainingJob's model); unset where only the server does (its V2 metadata).
+    runtime: RuntimeName | None = None
 
 
 DriftState = Literal["NoDrift", "Drifting", "InsufficientData"]

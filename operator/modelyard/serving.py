@@ -78,8 +78,9 @@ def resolve_model(spec: ModelDeploymentSpec, training_job: TrainingJobStatus | N
     if source.storage_uri is not None:
         uri = source.storage_uri.rstrip("/")
         version = uri.rsplit("/", 1)[-1] if "/" in uri[len("pvc://") :] else uri
+        runtime = None if spec.server.runtime == "Auto" else spec.server.runtime
         return Resolution(
-            ModelStatus(uri=uri, version=version, sha256=source.sha256),
+            ModelStatus(uri=uri, version=version, sha256=source.sha256, runtime=runtime),
             "ModelResolved",
             f"serving {uri}",
         )
@@ -97,7 +98,12 @@ def resolve_model(spec: ModelDeploymentSpec, training_job: TrainingJobStatus | N
         model = status.model
         note = " (its latest generation failed its gate)" if gate_failed else ""
         return Resolution(
-            ModelStatus(uri=model.uri, version=model.version, sha256=model.sha256),
+            ModelStatus(
+                uri=model.uri,
+                version=model.version,
+                sha256=model.sha256,
+                runtime=runtime_of(spec.server.runtime, model),
+            ),
             "ModelResolved",
             f"serving {model.version}, the last validated model of TrainingJob {ref}{note}",
         )
@@ -109,6 +115,18 @@ def resolve_model(spec: ModelDeploymentSpec, training_job: TrainingJobStatus | N
     return Resolution(
         None, "ModelNotReady", f"TrainingJob {ref} has no validated model yet (phase {phase})"
     )
+
+
+def runtime_of(
+    choice: contract.RuntimeChoice, model: contract.ModelRef
+) -> contract.RuntimeName | None:
+    """What a server asked for ``choice`` runs on ``model`` (a trainer's report of it), by the
+    rule the server applies to the artifact (``contract.served_runtime``); ``None`` when the
+    report predates compiled runtimes, or ``onnx`` is asked of a model without it (the servers
+    refuse it: ModelLoadFailed says why)."""
+    if choice != "Auto":
+        return choice if choice == "sklearn" or model.onnx else None
+    return model.auto_runtime
 
 
 def model_to_serve(resolution: Resolution, served: ModelStatus | None) -> ModelStatus | None:
@@ -200,6 +218,8 @@ def build_deployment(
     ]
     if model.sha256:
         env.append({"name": contract.ENV_EXPECTED_SHA256, "value": model.sha256})
+    if spec.server.runtime != "Auto":  # the server's default: no env, no rollout on upgrade
+        env.append({"name": contract.ENV_RUNTIME, "value": spec.server.runtime})
     if spec.drift is not None:  # each pod keeps a window of recent rows for the drift monitor
         window = spec.drift.window
         env.append({"name": contract.ENV_DRIFT_WINDOW, "value": str(window.size)})

@@ -73,6 +73,8 @@ METRICS: tuple[str, ...] = get_args(Metric)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
 
 Task = Literal["classification", "regression"]
+RuntimeName = Literal["sklearn", "onnx"]  # what serves a model's predictions
+RuntimeChoice = Literal["Auto", "sklearn", "onnx"]  # ModelDeployment spec.server.runtime
 
 
 def task_of(estimator: str) -> Task:
@@ -153,6 +155,7 @@ ENV_HOST = "MODELYARD_HOST"  # the server's listen address (default 0.0.0.0)
 ENV_LOG_LEVEL = "MODELYARD_LOG_LEVEL"  # both entrypoints (default info)
 ENV_DRIFT_WINDOW = "MODELYARD_DRIFT_WINDOW"  # server: recent rows kept for drift checks (0: off)
 ENV_DRIFT_MAX_AGE_SECONDS = "MODELYARD_DRIFT_MAX_AGE_SECONDS"  # server: older rows are not shown
+ENV_RUNTIME = "MODELYARD_RUNTIME"  # server: a RuntimeChoice (default Auto)
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"  # the kubelet reads it (both entrypoints)
 DEFAULT_DATA_ROOT = "/mnt/data"
@@ -279,6 +282,31 @@ class Runtimes(WireModel):
     sklearn: RuntimeTiming
     onnx: OnnxRuntimeInfo
 
+    def auto(self) -> RuntimeName:
+        """What ``runtime: Auto`` serves: ONNX where it passed parity and was measured faster
+        at every batch size timed, scikit-learn otherwise."""
+        onnx = self.onnx
+        if not onnx.available or onnx.timing is None:
+            return "sklearn"
+        sklearn_p50, onnx_p50 = self.sklearn.p50_us, onnx.timing.p50_us
+        faster = all(onnx_p50.get(batch, float("inf")) < us for batch, us in sklearn_p50.items())
+        return "onnx" if faster and sklearn_p50 else "sklearn"
+
+
+def served_runtime(choice: RuntimeChoice, runtimes: Runtimes | None) -> RuntimeName:
+    """The runtime a server runs for ``spec.server.runtime``; ``ValueError`` (the reason) when
+    ``onnx`` is asked of an artifact without a parity-checked ONNX model. An artifact from
+    before compiled runtimes (no ``runtimes``) is served by scikit-learn."""
+    if choice == "sklearn":
+        return "sklearn"
+    if choice == "Auto":
+        return "sklearn" if runtimes is None else runtimes.auto()
+    if runtimes is None:
+        raise ValueError("the artifact predates compiled runtimes: it has no model.onnx")
+    if not runtimes.onnx.available:
+        raise ValueError(f"the artifact has no parity-checked ONNX model: {runtimes.onnx.reason}")
+    return "onnx"
+
 
 class ModelMetadata(WireModel):
     """``metadata.json`` beside the model file. Its bytes are the artifact: their sha256 is
@@ -325,6 +353,10 @@ class ModelRef(WireModel):
     sha256: str
     """The artifact digest: sha256 of metadata.json's bytes, which records the sha256 of
     every other file (the model file). MODELYARD_EXPECTED_SHA256 pins this value."""
+    # The runtime ``Auto`` serves it with, and whether a parity-checked ONNX model exists:
+    # what the operator needs to report a deployment's runtime without reading the artifact.
+    auto_runtime: RuntimeName | None = None
+    onnx: bool | None = None
 
 
 class TrainerResult(WireModel):

@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 import skops.io
 from modelyard_runtime.contract import (
     ENV_EXPECTED_SHA256,
+    ENV_RUNTIME,
     ENV_TERMINATION_LOG,
     TERMINATION_MESSAGE_LIMIT,
     ServerExitCode,
     sha256_of,
 )
 from modelyard_runtime.serve.model import load_model
-from runtime_support import TrainerRun, copy_model, serving, start_server
+from runtime_support import TrainerRun, copy_model, run_trainer, serving, start_server
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from v2_requests import assert_good_request
@@ -133,3 +136,60 @@ def test_each_file_is_read_once(iris_run: TrainerRun, tmp_path: Path) -> None:
     for writer in writers:
         writer.join(timeout=10)
         assert not writer.is_alive()
+
+
+def test_a_tampered_onnx_file_is_refused(iris_run: TrainerRun, tmp_path: Path) -> None:
+    """Auto serves iris from model.onnx: those bytes decide the predictions, so they are
+    verified against metadata.json like model.skops."""
+    model_dir = copy_model(iris_run, tmp_path / "model")
+    with (model_dir / "model.onnx").open("ab") as stream:
+        stream.write(b"\0")
+    message = _refused(model_dir, tmp_path)
+    assert "sha256 mismatch" in message and "model.onnx" in message
+
+
+def test_an_onnx_model_that_answers_differently_is_refused_at_warm_up(
+    iris_run: TrainerRun, tmp_path: Path
+) -> None:
+    """A consistently re-hashed model.onnx of another model (as strongly regularised as to
+    answer differently): the warm-up re-checks parity with the pipeline on the reference
+    sample and refuses to serve it."""
+    other = run_trainer(
+        {
+            "dataset": {"builtin": "iris"},
+            "model": {"estimator": "LogisticRegression", "hyperparameters": {"C": 0.001}},
+            "validation": {"cvFolds": 0},
+        },
+        tmp_path / "other",
+    )
+    assert other.returncode == 0, other.stderr[-3000:]
+    model_dir = copy_model(iris_run, tmp_path / "model")
+    shutil.copy(other.model_dir / "model.onnx", model_dir / "model.onnx")
+    runtimes = json.loads((model_dir / "metadata.json").read_text())["runtimes"]
+    runtimes["onnx"]["sha256"] = sha256_of(model_dir / "model.onnx")
+    _rewrite_metadata(model_dir, runtimes=runtimes)
+    message = _refused(model_dir, tmp_path)
+    assert "does not match the pipeline on the reference sample" in message, message
+
+
+def test_onnx_asked_of_a_model_without_one_is_refused(tmp_path: Path) -> None:
+    forest = run_trainer(
+        {
+            "dataset": {"builtin": "iris"},
+            "model": {
+                "estimator": "RandomForestClassifier",
+                "hyperparameters": {"n_estimators": 20},
+            },
+            "validation": {"cvFolds": 0},
+        },
+        tmp_path / "forest",
+    )
+    assert forest.returncode == 0 and forest.result["model"]["onnx"] is False
+    message = _refused(forest.model_dir, tmp_path, **{ENV_RUNTIME: "onnx"})
+    assert message.startswith("ModelLoadFailed: runtime onnx cannot serve this model: "), message
+    assert "no parity-checked ONNX model: labels differ" in message
+    # Auto (the default) serves it with scikit-learn.
+    with serving(forest.model_dir, tmp_path / "server.log") as server:
+        meta = httpx.get(f"{server.url}/v2/models/iris").json()
+        assert meta["platform"] == "sklearn"
+        assert_good_request(server.url)

@@ -15,6 +15,7 @@ def test_defaults() -> None:
     assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 8 * 1024 * 1024
     assert settings.expected_sha256 is None
     assert settings.model_name == "model"
+    assert settings.runtime == "Auto"
 
 
 def test_overrides_and_sha256_prefix() -> None:
@@ -37,6 +38,7 @@ def test_overrides_and_sha256_prefix() -> None:
         {},
         {"MODELYARD_MODEL_DIR": "/m", "MODELYARD_PORT": "http"},
         {"MODELYARD_MODEL_DIR": "/m", "MODELYARD_MAX_BODY_BYTES": "-1"},
+        {"MODELYARD_MODEL_DIR": "/m", "MODELYARD_RUNTIME": "tensorrt"},
     ],
 )
 def test_invalid(env: dict[str, str]) -> None:
@@ -73,3 +75,11 @@ def test_the_refusal_names_the_variable() -> None:
         Settings.from_env({"MODELYARD_MODEL_DIR": "  "})
     with pytest.raises(SettingsError, match=r"MODELYARD_MAX_INFLIGHT='0' must be positive"):
         Settings.from_env({"MODELYARD_MODEL_DIR": "/m", "MODELYARD_MAX_INFLIGHT": "0"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "choice"), [("auto", "Auto"), ("ONNX", "onnx"), ("sklearn", "sklearn")]
+)
+def test_the_runtime_choice_is_read_case_insensitively(raw: str, choice: str) -> None:
+    settings = Settings.from_env({"MODELYARD_MODEL_DIR": "/m", "MODELYARD_RUNTIME": raw})
+    assert settings.runtime == choice

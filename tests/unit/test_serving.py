@@ -87,6 +87,42 @@ def test_storage_uri_resolves_directly_with_its_pin() -> None:
     assert resolution.model == ModelStatus(uri="pvc://models/iris/v7", version="v7", sha256=SHA)
 
 
+REF = {"uri": MODEL.uri, "version": MODEL.version, "sha256": SHA}
+RUNTIMES = [
+    # (spec.server.runtime, the trainer's report, what status.model.runtime says)
+    ("Auto", {"autoRuntime": "onnx", "onnx": True}, "onnx"),
+    ("Auto", {"autoRuntime": "sklearn", "onnx": True}, "sklearn"),  # compiled, not faster
+    ("Auto", {}, None),  # a report from before compiled runtimes: only the server knows
+    ("sklearn", {"autoRuntime": "onnx", "onnx": True}, "sklearn"),
+    ("onnx", {"autoRuntime": "sklearn", "onnx": True}, "onnx"),
+    ("onnx", {"autoRuntime": "sklearn", "onnx": False}, None),  # the servers refuse it
+]
+
+
+@pytest.mark.parametrize(("choice", "report", "runtime"), RUNTIMES)
+def test_the_runtime_in_status_is_what_the_servers_run(
+    choice: str, report: dict[str, Any], runtime: str | None
+) -> None:
+    spec = {"model": {"trainingJobRef": {"name": "iris"}}, "server": {"runtime": choice}}
+    tj = TrainingJobStatus.model_validate({**TJ_SUCCEEDED, "model": {**REF, **report}})
+    resolved = serving.resolve_model(md(spec).spec, tj).model
+    assert resolved is not None and resolved.runtime == runtime
+
+
+def test_the_servers_are_told_the_runtime_unless_it_is_their_default() -> None:
+    def env_of(spec: dict[str, Any]) -> dict[str, str]:
+        manifest = serving.build_deployment(md(spec), MODEL, CONFIG, replicas=1)
+        return {e["name"]: e["value"] for e in container(manifest)["env"]}
+
+    source = {"trainingJobRef": {"name": "iris"}}
+    assert contract.ENV_RUNTIME not in env_of({"model": source})  # Auto: no rollout on upgrade
+    assert env_of({"model": source, "server": {"runtime": "onnx"}})[contract.ENV_RUNTIME] == "onnx"
+    storage = md(
+        {"model": {"storageUri": "pvc://models/iris/v7"}, "server": {"runtime": "sklearn"}}
+    )
+    assert serving.resolve_model(storage.spec, None).model.runtime == "sklearn"  # type: ignore[union-attr]
+
+
 def test_previous_model_keeps_serving_while_the_next_is_not_ready() -> None:
     waiting = serving.Resolution(None, "ModelNotReady", "retraining")
     assert serving.model_to_serve(waiting, MODEL) == MODEL

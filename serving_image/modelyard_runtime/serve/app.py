@@ -273,7 +273,10 @@ def _metadata_api(state: ServerState) -> FastAPI:
         started = time.monotonic()
         try:
             served = dataplane.load(
-                settings.model_dir, settings.model_name, settings.expected_sha256
+                settings.model_dir,
+                settings.model_name,
+                settings.expected_sha256,
+                settings.runtime,
             )
         except ModelLoadError as error:
             log.error(
@@ -291,6 +294,8 @@ def _metadata_api(state: ServerState) -> FastAPI:
                 "sha256": model.digest,
                 "modelSha256": model.metadata.sha256,
                 "estimator": model.metadata.estimator,
+                "runtime": model.runtime,
+                "runtimeAsked": settings.runtime,
                 "features": model.n_features,
                 "inlineRows": state.inline_rows,
                 "seconds": round(time.monotonic() - started, 3),

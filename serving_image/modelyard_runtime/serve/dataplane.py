@@ -18,6 +18,7 @@ import numpy as np
 import sklearn
 
 from modelyard_runtime import __version__, drift
+from modelyard_runtime.contract import RuntimeChoice
 from modelyard_runtime.serve import codec
 from modelyard_runtime.serve.errors import Code, V2Error
 from modelyard_runtime.serve.metrics import ServerMetrics
@@ -33,7 +34,8 @@ from modelyard_runtime.serve.window import DriftWindow
 log = logging.getLogger("modelyard.serve")
 
 SERVER_NAME = "modelyard"
-PLATFORM = "sklearn"
+# V2 ``platform`` by runtime: Triton's name for ONNX Runtime, so clients recognise it.
+PLATFORMS = {"sklearn": "sklearn", "onnx": "onnxruntime_onnx"}
 # The Prometheus outcome each refusal is counted under.
 OUTCOMES: dict[Code, str] = {
     Code.INVALID: "bad_request",
@@ -80,7 +82,13 @@ class Dataplane:
 
     # --- the model's lifecycle -----------------------------------------------------------------
 
-    def load(self, model_dir: str, name: str, expected_sha256: str | None) -> Served:
+    def load(
+        self,
+        model_dir: str,
+        name: str,
+        expected_sha256: str | None,
+        runtime: RuntimeChoice = "Auto",
+    ) -> Served:
         """Load, verify and warm up the model, then serve it; a refusal is kept in
         ``failure`` and raised as the ModelLoadError."""
         # Requests are checked for NaN/inf by the codec, so sklearn's own finiteness scans
@@ -89,7 +97,7 @@ class Dataplane:
         # hot path).
         sklearn.set_config(assume_finite=True)
         try:
-            model = load_model(model_dir, name, expected_sha256)
+            model = load_model(model_dir, name, expected_sha256, runtime)
             seconds_per_row = model.warm_up()
         except ModelLoadError as error:
             self.failure = str(error)
@@ -299,7 +307,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
     return {
         "name": model.name,
         "versions": [model.version],
-        "platform": PLATFORM,
+        "platform": PLATFORMS[model.runtime],
         "inputs": inputs,
         "outputs": outputs,
         # Not in the V2 schema, which allows extra fields: what a client needs to build rows.
@@ -309,5 +317,6 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
             "features": [f.model_dump() for f in features],
             "classes": None if classes is None else classes.tolist(),
             "sha256": model.digest,
+            "runtime": model.runtime,
         },
     }

@@ -3,6 +3,11 @@
 Loading refuses anything it cannot vouch for: a metadata.json whose sha256 (the artifact
 digest) differs from the operator's pin, a model file whose sha256 differs from what
 metadata.json records, or one that needs a type outside SERVER_TRUSTED_TYPES.
+
+Predictions come from one of two runtimes (``contract.served_runtime`` picks): the
+scikit-learn pipeline itself, or its compiled copy (model.onnx, sha256-pinned in metadata.json)
+on ONNX Runtime, which the warm-up re-checks for parity with the pipeline before the model is
+served. The pipeline is loaded either way: it is the reference the compiled copy must match.
 """
 
 from __future__ import annotations
@@ -17,7 +22,17 @@ import numpy as np
 import skops.io
 from pydantic import ValidationError
 
-from modelyard_runtime.contract import METADATA_FILE, FeatureInfo, ModelMetadata, sha256_of
+from modelyard_runtime import onnx_session
+from modelyard_runtime.contract import (
+    METADATA_FILE,
+    FeatureInfo,
+    ModelMetadata,
+    OnnxRuntimeInfo,
+    RuntimeChoice,
+    RuntimeName,
+    served_runtime,
+    sha256_of,
+)
 from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 
 PREDICT = "predict"
@@ -37,6 +52,7 @@ class LoadedModel:
     metadata: ModelMetadata
     pipeline: Any
     digest: str  # the artifact digest: sha256 of metadata.json's bytes
+    onnx: onnx_session.Runner | None = None  # the compiled copy, when it is what serves
     features: list[FeatureInfo] = field(init=False)
     numeric_only: bool = field(init=False)
     outputs: tuple[str, ...] = field(init=False)
@@ -60,13 +76,33 @@ class LoadedModel:
     def n_features(self) -> int:
         return len(self.features)
 
+    @property
+    def runtime(self) -> RuntimeName:
+        return "sklearn" if self.onnx is None else "onnx"
+
     def predict(self, x: np.ndarray, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+        if self.onnx is not None:
+            return self._predict_compiled(self.onnx, x, outputs)
         results: dict[str, np.ndarray] = {}
         for output in outputs:
             if output == PREDICT:
                 results[output] = np.asarray(self.pipeline.predict(x))
             else:
                 results[output] = np.asarray(self.pipeline.predict_proba(x), dtype=np.float64)
+        return results
+
+    def _predict_compiled(
+        self, run: onnx_session.Runner, x: np.ndarray, outputs: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        graph = run(x)  # one call gives the label and the probabilities
+        results: dict[str, np.ndarray] = {}
+        if PREDICT in outputs:
+            labels = graph[0].ravel()
+            if self.classes is not None:  # the pipeline's own label type (int64 -> str, ...)
+                labels = labels.astype(self.classes.dtype)
+            results[PREDICT] = labels.astype(np.float64) if self.classes is None else labels
+        if PREDICT_PROBA in outputs:
+            results[PREDICT_PROBA] = np.asarray(graph[1], dtype=np.float64)
         return results
 
     def reference_matrix(self) -> np.ndarray:
@@ -92,6 +128,8 @@ class LoadedModel:
         running a batch inline or in a thread)."""
         x = self.reference_matrix()
         timed = x[:WARM_UP_TIMED_ROWS]
+        if self.onnx is not None:
+            self._check_parity(self.onnx, x)
         try:
             results = self.predict(x, self.outputs)
             started = time.perf_counter()
@@ -104,6 +142,20 @@ class LoadedModel:
         if len(results[PREDICT]) != len(x):
             raise ModelLoadError("warm-up prediction returned the wrong number of rows")
         return seconds / len(timed)
+
+    def _check_parity(self, run: onnx_session.Runner, x: np.ndarray) -> None:
+        """The compiled copy answers as the pipeline does on the reference sample, by the
+        trainer's rule, or the model is not served."""
+        try:
+            _, mismatch = onnx_session.parity(self.pipeline, run, x, self.metadata.task)
+        except Exception as error:
+            raise ModelLoadError(
+                f"warm-up prediction failed (ONNX Runtime): {type(error).__name__}: {error}"
+            ) from error
+        if mismatch is not None:
+            raise ModelLoadError(
+                f"the ONNX model does not match the pipeline on the reference sample: {mismatch}"
+            )
 
 
 def _read(path: str, what: str) -> bytes:
@@ -135,11 +187,21 @@ def verified_metadata(
         raise ModelLoadError(f"cannot read {metadata_path}: {error}") from error
 
 
-def load_model(model_dir: str, name: str, expected_sha256: str | None = None) -> LoadedModel:
+def load_model(
+    model_dir: str,
+    name: str,
+    expected_sha256: str | None = None,
+    runtime: RuntimeChoice = "sklearn",
+) -> LoadedModel:
     """Each file is read once, and what is verified is what is used: the metadata bytes are
     hashed (the artifact digest, the deployment's pin) and parsed; the model bytes are hashed
-    (against the metadata), type-checked and loaded. Nothing is re-read after its check."""
+    (against the metadata), type-checked and loaded; so is the ONNX file when ``runtime``
+    resolves to it. Nothing is re-read after its check."""
     metadata, digest = verified_metadata(model_dir, expected_sha256)
+    try:
+        chosen = served_runtime(runtime, metadata.runtimes)
+    except ValueError as error:
+        raise ModelLoadError(f"runtime {runtime} cannot serve this model: {error}") from error
 
     model_path = os.path.join(model_dir, os.path.basename(metadata.model_file))
     data = _read(model_path, "model file")
@@ -168,7 +230,25 @@ def load_model(model_dir: str, name: str, expected_sha256: str | None = None) ->
         ) from error
     if not hasattr(pipeline, "predict"):
         raise ModelLoadError(f"{model_path} holds a {type(pipeline).__name__}, not a model")
-    model = LoadedModel(name=name, metadata=metadata, pipeline=pipeline, digest=digest)
+    onnx = None
+    if chosen == "onnx" and metadata.runtimes is not None:
+        onnx = _load_onnx(model_dir, metadata.runtimes.onnx)
+    model = LoadedModel(name=name, metadata=metadata, pipeline=pipeline, digest=digest, onnx=onnx)
     if model.classes is None and metadata.classes is not None:
         model.classes = np.asarray(metadata.classes)
     return model
+
+
+def _load_onnx(model_dir: str, info: OnnxRuntimeInfo) -> onnx_session.Runner:
+    path = os.path.join(model_dir, os.path.basename(info.file))
+    data = _read(path, "ONNX model file")
+    actual = sha256_of(data)
+    if info.sha256 is None or not hmac.compare_digest(actual, info.sha256.lower()):
+        raise ModelLoadError(
+            f"sha256 mismatch: {path} has {actual}, metadata.json records {info.sha256}; "
+            "refusing to load a modified model file"
+        )
+    try:
+        return onnx_session.runner(onnx_session.session(data))
+    except Exception as error:
+        raise ModelLoadError(f"cannot load {path}: {type(error).__name__}: {error}") from error

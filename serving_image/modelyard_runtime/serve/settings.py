@@ -15,7 +15,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from modelyard_runtime.contract import (
     DEFAULT_RESULT_PATH,
@@ -30,7 +30,9 @@ from modelyard_runtime.contract import (
     ENV_MODEL_DIR,
     ENV_MODEL_NAME,
     ENV_PORT,
+    ENV_RUNTIME,
     ENV_TERMINATION_LOG,
+    RuntimeChoice,
 )
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -72,6 +74,19 @@ def _positive_int(name: str, raw: str) -> int:
     return value
 
 
+RUNTIME_CHOICES: dict[str, RuntimeChoice] = {
+    choice.lower(): choice for choice in get_args(RuntimeChoice)
+}
+
+
+def _runtime(name: str, raw: str) -> RuntimeChoice:
+    try:
+        return RUNTIME_CHOICES[raw.lower()]
+    except KeyError:
+        allowed = ", ".join(get_args(RuntimeChoice))
+        raise SettingsError(f"{name}={raw!r} is not one of {allowed}") from None
+
+
 def _window_rows(name: str, raw: str) -> int:
     try:
         value = int(raw)
@@ -103,6 +118,7 @@ class Settings:
     max_body_bytes: int = _field(ENV_MAX_BODY_BYTES, _positive_int, DEFAULT_MAX_BODY_BYTES)
     max_inflight: int = _field(ENV_MAX_INFLIGHT, _positive_int, DEFAULT_MAX_INFLIGHT)
     log_level: str = _field(ENV_LOG_LEVEL, _lower, "info")
+    runtime: RuntimeChoice = _field(ENV_RUNTIME, _runtime, "Auto")  # noqa: RUF009 (a str)
     termination_log: str = _field(ENV_TERMINATION_LOG, _text, DEFAULT_RESULT_PATH)
     # The drift window: recent rows kept for the drift monitor (0: none kept, no endpoint).
     drift_window: int = _field(ENV_DRIFT_WINDOW, _window_rows, 0)

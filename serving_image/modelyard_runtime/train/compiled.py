@@ -1,12 +1,9 @@
 """The compiled runtime: the fitted pipeline converted to ONNX (skl2onnx), checked for parity
-with scikit-learn on the holdout split, and both runtimes timed in-process.
+with scikit-learn on the holdout split (``onnx_session.parity``), and both runtimes timed
+in-process.
 
 A pipeline that does not convert, or converts with a mismatch, simply has no ONNX runtime: the
-reason is recorded, training goes on. Parity means, on every holdout row: identical labels
-(classifiers), and probabilities or regression outputs within ``TOLERANCE`` (absolute for
-probabilities, which live in [0, 1]; relative to max(1, |y|) for regressions). 1e-6 holds for
-double-precision graphs (differences ~1e-15) and rejects float32 ones, whose rounding moves
-tree thresholds and flips rows: a served answer must be the validated model's answer.
+reason is recorded, training goes on.
 """
 
 from __future__ import annotations
@@ -21,19 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from modelyard_runtime.contract import (
-    OnnxParity,
-    OnnxRuntimeInfo,
-    Runtimes,
-    RuntimeTiming,
-    sha256_of,
-)
+from modelyard_runtime import onnx_session
+from modelyard_runtime.contract import OnnxRuntimeInfo, Runtimes, RuntimeTiming, Task, sha256_of
 
 log = logging.getLogger(__name__)
 
 # ai.onnx.ml 3: tree ensembles with double thresholds and values (TreeEnsemble*'s *_as_tensor).
 OPSET = {"": 18, "ai.onnx.ml": 3}
-TOLERANCE = 1e-6
 TIMING_CALLS = 30
 BATCHES = (1, 32)
 
@@ -44,7 +35,7 @@ class Compiled:
     runtimes: Runtimes
 
 
-def compile_pipeline(pipeline: Any, x_holdout: np.ndarray, task: str) -> Compiled:
+def compile_pipeline(pipeline: Any, x_holdout: np.ndarray, task: Task) -> Compiled:
     """``pipeline`` (fitted) as ONNX when it converts with parity on ``x_holdout``; both
     runtimes' p50 latency at batch 1 and 32 either way."""
     sklearn_timing = _timing(pipeline.predict, x_holdout)
@@ -53,13 +44,13 @@ def compile_pipeline(pipeline: Any, x_holdout: np.ndarray, task: str) -> Compile
         return Compiled(None, Runtimes(sklearn=sklearn_timing, onnx=_unavailable(reason)))
     try:
         model = _convert(pipeline, x_holdout, task)
-        session = _session(model)
+        session = onnx_session.session(model)
     except Exception as error:
         reason = f"does not convert: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
         log.info("no ONNX runtime", extra={"reason": reason})
         return Compiled(None, Runtimes(sklearn=sklearn_timing, onnx=_unavailable(reason)))
-    run = _runner(session)
-    parity, mismatch = _parity(pipeline, run, x_holdout, task)
+    run = onnx_session.runner(session)
+    parity, mismatch = onnx_session.parity(pipeline, run, x_holdout, task)
     info = OnnxRuntimeInfo(
         available=mismatch is None,
         reason=mismatch,
@@ -122,50 +113,6 @@ def _convert(pipeline: Any, x: np.ndarray, task: str) -> bytes:
     onnx_model = to_onnx(pipeline, x[:1], options=options, target_opset=OPSET)
     data: bytes = onnx_model.SerializeToString()
     return data
-
-
-def _session(model: bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # one request, one core: the server scales by processes
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-def _runner(session: Any) -> Callable[[np.ndarray], list[np.ndarray]]:
-    name = session.get_inputs()[0].name
-
-    def run(x: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(o) for o in session.run(None, {name: x})]
-
-    return run
-
-
-def _parity(
-    pipeline: Any, run: Callable[[np.ndarray], list[np.ndarray]], x: np.ndarray, task: str
-) -> tuple[OnnxParity, str | None]:
-    outputs = run(x)
-    if task == "classification":
-        labels = outputs[0].ravel()
-        expected = np.asarray(pipeline.predict(x))
-        agreement = float(np.mean(labels.astype(expected.dtype) == expected))
-        diff = None
-        if len(outputs) > 1 and hasattr(pipeline, "predict_proba"):
-            diff = float(np.max(np.abs(outputs[1] - pipeline.predict_proba(x))))
-        parity = OnnxParity(rows=len(x), label_agreement=agreement, max_proba_diff=diff)
-        if agreement < 1.0:
-            return parity, f"labels differ on {1 - agreement:.2%} of the holdout rows"
-        if diff is not None and not diff <= TOLERANCE:
-            return parity, f"probabilities differ by up to {diff:.3g} (> {TOLERANCE:g})"
-        return parity, None
-    predicted = outputs[0].ravel().astype(np.float64)
-    expected = np.asarray(pipeline.predict(x), dtype=np.float64).ravel()
-    relative = float(np.max(np.abs(predicted - expected) / np.maximum(1.0, np.abs(expected))))
-    parity = OnnxParity(rows=len(x), max_relative_diff=relative)
-    if not relative <= TOLERANCE:
-        return parity, f"predictions differ by up to {relative:.3g} relative (> {TOLERANCE:g})"
-    return parity, None
 
 
 def _timing(predict: Callable[[np.ndarray], Any], x: np.ndarray) -> RuntimeTiming:
