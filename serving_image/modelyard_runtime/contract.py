@@ -149,6 +149,7 @@ ENV_MODEL_NAME = "MODELYARD_MODEL_NAME"  # the V2 model name
 ENV_EXPECTED_SHA256 = "MODELYARD_EXPECTED_SHA256"  # optional artifact digest pin (ModelRef)
 ENV_TERMINATION_LOG = "MODELYARD_TERMINATION_LOG"  # server: why it refused (default below)
 ENV_MAX_INFLIGHT = "MODELYARD_MAX_INFLIGHT"  # server: inference requests at once, then 503
+ENV_MAX_INFLIGHT_BYTES = "MODELYARD_MAX_INFLIGHT_BYTES"  # server: their bodies' bytes, then 503
 ENV_PORT = "MODELYARD_PORT"
 ENV_MAX_BODY_BYTES = "MODELYARD_MAX_BODY_BYTES"
 ENV_HOST = "MODELYARD_HOST"  # the server's listen address (default 0.0.0.0)
@@ -156,6 +157,9 @@ ENV_LOG_LEVEL = "MODELYARD_LOG_LEVEL"  # both entrypoints (default info)
 ENV_DRIFT_WINDOW = "MODELYARD_DRIFT_WINDOW"  # server: recent rows kept for drift checks (0: off)
 ENV_DRIFT_MAX_AGE_SECONDS = "MODELYARD_DRIFT_MAX_AGE_SECONDS"  # server: older rows are not shown
 ENV_RUNTIME = "MODELYARD_RUNTIME"  # server: a RuntimeChoice (default Auto)
+ENV_BATCHING = "MODELYARD_BATCHING"  # server: Off | Opportunistic (default)
+ENV_MAX_BATCH_SIZE = "MODELYARD_MAX_BATCH_SIZE"  # server: rows merged into one predict at most
+ENV_MAX_BATCH_DELAY_US = "MODELYARD_MAX_BATCH_DELAY_US"  # server: a batch's window (default 0)
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"  # the kubelet reads it (both entrypoints)
 DEFAULT_DATA_ROOT = "/mnt/data"

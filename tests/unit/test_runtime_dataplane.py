@@ -20,7 +20,13 @@ from modelyard_runtime.serve.dataplane import OUTCOMES, Dataplane, Served
 from modelyard_runtime.serve.errors import Code, V2Error
 from modelyard_runtime.serve.metrics import OUTCOMES as METRIC_OUTCOMES
 from modelyard_runtime.serve.metrics import ServerMetrics
-from modelyard_runtime.serve.model import PREDICT, PREDICT_PROBA, LoadedModel, ModelLoadError
+from modelyard_runtime.serve.model import (
+    PREDICT,
+    PREDICT_PROBA,
+    LoadedModel,
+    ModelLoadError,
+    PredictCost,
+)
 
 NUMERIC = [FeatureInfo(name=n, dtype="float64", kind="numeric") for n in ("a", "b")]
 MIXED = [
@@ -69,7 +75,7 @@ def loaded(pipeline: Any = None, features: list[FeatureInfo] = NUMERIC) -> Loade
 
 def serving(pipeline: Any = None, max_inflight: int = 2) -> tuple[Dataplane, Served]:
     dataplane = Dataplane(ServerMetrics(), max_inflight)
-    return dataplane, dataplane.install(loaded(pipeline), seconds_per_row=1e-6)
+    return dataplane, dataplane.install(loaded(pipeline), PredictCost(1e-6, 1e-6))
 
 
 def refusal(call: Any, *args: Any) -> V2Error:
@@ -148,7 +154,7 @@ def test_server_and_numeric_model_metadata() -> None:
 
 def test_mixed_model_metadata_has_one_input_per_column() -> None:
     dataplane = Dataplane(ServerMetrics(), 1)
-    dataplane.install(loaded(features=MIXED), seconds_per_row=1e-6)
+    dataplane.install(loaded(features=MIXED), PredictCost(1e-6, 1e-6))
     inputs = dataplane.model_metadata("iris", "v1")["inputs"]
     assert [(i["name"], i["datatype"], i["shape"]) for i in inputs] == [
         ("size", "FP64", [-1]),
@@ -167,6 +173,19 @@ def test_admission_refuses_beyond_max_inflight_until_released() -> None:
     dataplane.release()
     dataplane.admit()
     assert dataplane.inflight == 2
+
+
+def test_admission_bounds_the_bytes_of_bodies_in_flight() -> None:
+    dataplane = Dataplane(ServerMetrics(), max_inflight=100, max_inflight_bytes=1000)
+    dataplane.admit(600)
+    dataplane.admit(400)
+    assert refusal(dataplane.admit, 1).code is Code.OVERLOADED
+    dataplane.release(600)
+    dataplane.admit(500)
+    dataplane.release(400)
+    dataplane.release(500)
+    dataplane.admit(5000)  # alone, a request is always let in (its body limit applies)
+    assert (dataplane.inflight, dataplane.inflight_bytes) == (1, 5000)
 
 
 def test_infer_and_what_is_counted() -> None:

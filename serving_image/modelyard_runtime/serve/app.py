@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard_runtime import __version__
 from modelyard_runtime.serve import codec
+from modelyard_runtime.serve.batching import Batcher, BatchingConfig
 from modelyard_runtime.serve.dataplane import Dataplane, Served, inference_failed
 from modelyard_runtime.serve.errors import Code, V2Error
 from modelyard_runtime.serve.metrics import CONTENT_TYPE, ServerMetrics
@@ -60,10 +61,6 @@ STATUS: dict[Code, int] = {
 INLINE_DECODE_BYTES = 64 * 1024
 DECODE_THREADS = 1
 DECODE_PAUSE_SECONDS = 0.005
-# Predicting: a batch with more rows than the model predicts in INLINE_PREDICT_SECONDS (timed
-# at warm-up), and never more than INLINE_BATCH_ROWS inline.
-INLINE_PREDICT_SECONDS = 0.001
-INLINE_BATCH_ROWS = 512
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 _JSON = b"application/json"
 
@@ -74,7 +71,6 @@ class ServerState:
     dataplane: Dataplane
     # The fast path's lookup: the paths that resolve to the served model (dataplane.resolve).
     infer_paths: frozenset[str] = field(default_factory=frozenset)
-    inline_rows: int = INLINE_BATCH_ROWS
     decoders: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(DECODE_THREADS)
     )
@@ -84,12 +80,20 @@ class ServerState:
         """Why the model was refused, for the termination message."""
         return self.dataplane.failure
 
+    batcher: Batcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        config = BatchingConfig(
+            mode="Off" if settings.batching == "Off" else "Opportunistic",
+            max_batch_rows=settings.max_batch_size,
+            max_delay_seconds=settings.max_batch_delay_us / 1e6,
+        )
+        self.batcher = Batcher(self.dataplane, config)
+
     def install(self, served: Served) -> None:
         model = served.model
-        self.inline_rows = max(
-            1,
-            min(INLINE_BATCH_ROWS, int(INLINE_PREDICT_SECONDS / max(served.seconds_per_row, 1e-9))),
-        )
+        self.batcher.install(served)
         self.infer_paths = frozenset(
             {
                 f"/v2/models/{model.name}/infer",
@@ -110,6 +114,7 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Call
     dataplane = Dataplane(
         metrics or ServerMetrics(),
         settings.max_inflight,
+        max_inflight_bytes=settings.max_inflight_bytes,
         drift_window=settings.drift_window,
         drift_max_age_seconds=settings.drift_max_age_seconds,
     )
@@ -142,19 +147,14 @@ async def _send(send: Send, status: int, body: bytes) -> None:
 
 async def _read_body(receive: Receive, scope: Scope, limit: int) -> tuple[bytes, int | None]:
     """The body, and the JSON header's length when the binary tensor extension is used."""
+    declared = _declared_length(scope)
+    if declared is not None and declared > limit:
+        raise V2Error(
+            Code.TOO_LARGE, f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+        )
     header_length: int | None = None
     for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                raise V2Error(Code.INVALID, "invalid Content-Length header") from None
-            if declared > limit:
-                raise V2Error(
-                    Code.TOO_LARGE,
-                    f"request body of {declared} bytes exceeds the limit of {limit} bytes",
-                )
-        elif key == b"inference-header-content-length":
+        if key == b"inference-header-content-length":
             try:
                 header_length = int(value)
             except ValueError:
@@ -187,15 +187,28 @@ async def _infer(state: ServerState, scope: Scope, receive: Receive, send: Send)
         if served is None or scope["path"] not in state.infer_paths or scope["method"] != "POST":
             served = _route(dataplane, scope)
         # Admission before the body is read: what is refused costs neither its body's memory
-        # nor decode time, and what is admitted is bounded (each holds several times its body).
-        dataplane.admit()
+        # nor decode time, and what is admitted is bounded (each holds several times its body;
+        # a body without Content-Length may grow to the limit).
+        limit = state.settings.max_body_bytes
+        body_bytes = min(limit, _declared_length(scope) or limit)
+        dataplane.admit(body_bytes)
     except V2Error as error:
         await _refuse(dataplane, send, error)
         return
     try:
         await _admitted(state, served, scope, receive, send)
     finally:
-        dataplane.release()
+        dataplane.release(body_bytes)
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                raise V2Error(Code.INVALID, "invalid Content-Length header") from None
+    return None
 
 
 def _route(dataplane: Dataplane, scope: Scope) -> Served:
@@ -232,10 +245,7 @@ async def _admitted(
             )
         else:
             request = _decode(body, header_length, served.signature)
-        if request.x.shape[0] > state.inline_rows:
-            results = await run_in_threadpool(dataplane.infer, served, request)
-        else:
-            results = dataplane.infer(served, request)
+        results = await state.batcher.infer(served, request)
         try:
             answer = codec.encode_response(model.name, model.version, request.id, results)
         except Exception as error:
@@ -297,7 +307,8 @@ def _metadata_api(state: ServerState) -> FastAPI:
                 "runtime": model.runtime,
                 "runtimeAsked": settings.runtime,
                 "features": model.n_features,
-                "inlineRows": state.inline_rows,
+                "inlineRows": state.batcher.inline_rows,
+                "batching": settings.batching,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )

@@ -27,6 +27,7 @@ from modelyard_runtime.serve.model import (
     PREDICT_PROBA,
     LoadedModel,
     ModelLoadError,
+    PredictCost,
     load_model,
 )
 from modelyard_runtime.serve.window import DriftWindow
@@ -55,7 +56,7 @@ class Served:
     model: LoadedModel
     signature: codec.Signature  # what the decoder checks a request against
     metrics: Any  # metrics._BoundMetrics: the model's labelled series
-    seconds_per_row: float  # a warm predict, timed at warm-up
+    cost: PredictCost  # a warm predict, timed at warm-up
     window: DriftWindow | None = None  # recent rows for the drift monitor, when it is on
     reference: drift.Reference | None = None  # the training reference the window is tested on
 
@@ -68,16 +69,19 @@ class Dataplane:
         self,
         metrics: ServerMetrics,
         max_inflight: int,
+        max_inflight_bytes: int | None = None,
         drift_window: int = 0,
         drift_max_age_seconds: float = 3600,
     ) -> None:
         self.metrics = metrics
         self.max_inflight = max_inflight
+        self.max_inflight_bytes = max_inflight_bytes  # None: the count alone bounds
         self.drift_window = drift_window
         self.drift_max_age_seconds = drift_max_age_seconds
         self.served: Served | None = None
         self.ready = False
         self.inflight = 0  # inference requests admitted and not yet answered
+        self.inflight_bytes = 0  # the bodies they declared (or may still send)
         self.failure: str | None = None  # why the model was refused, for the termination log
 
     # --- the model's lifecycle -----------------------------------------------------------------
@@ -98,13 +102,13 @@ class Dataplane:
         sklearn.set_config(assume_finite=True)
         try:
             model = load_model(model_dir, name, expected_sha256, runtime)
-            seconds_per_row = model.warm_up()
+            cost = model.warm_up()
         except ModelLoadError as error:
             self.failure = str(error)
             raise
-        return self.install(model, seconds_per_row)
+        return self.install(model, cost)
 
-    def install(self, model: LoadedModel, seconds_per_row: float) -> Served:
+    def install(self, model: LoadedModel, cost: PredictCost) -> Served:
         classes = None if model.classes is None else model.classes.tolist()
         bound = self.metrics.bind(model.name, model.version, classes)
         window = reference = None
@@ -122,7 +126,7 @@ class Dataplane:
             model=model,
             signature=codec.Signature(model.features, model.outputs),
             metrics=bound,
-            seconds_per_row=seconds_per_row,
+            cost=cost,
             window=window,
             reference=reference,
         )
@@ -169,17 +173,26 @@ class Dataplane:
 
     # --- inference ------------------------------------------------------------------------------
 
-    def admit(self) -> None:
-        """Take one of ``max_inflight`` places, or refuse; ``release`` gives it back."""
-        if self.inflight >= self.max_inflight:
+    def admit(self, body_bytes: int = 0) -> None:
+        """Take one of ``max_inflight`` places for a body of up to ``body_bytes``, within
+        ``max_inflight_bytes`` of bodies in flight (one request is always let in), or refuse;
+        ``release`` gives it back. Each admitted request holds a few times its body, so the
+        byte budget bounds memory while many small requests (a batch's worth) are let in."""
+        budget = self.max_inflight_bytes
+        over_budget = (
+            budget is not None and self.inflight > 0 and self.inflight_bytes + body_bytes > budget
+        )
+        if self.inflight >= self.max_inflight or over_budget:
             raise V2Error(
                 Code.OVERLOADED,
-                f"overloaded: {self.max_inflight} inference requests in progress; retry later",
+                f"overloaded: {self.inflight} inference requests in progress; retry later",
             )
         self.inflight += 1
+        self.inflight_bytes += body_bytes
 
-    def release(self) -> None:
+    def release(self, body_bytes: int = 0) -> None:
         self.inflight -= 1
+        self.inflight_bytes -= body_bytes
 
     @staticmethod
     def infer(served: Served, request: codec.InferRequest) -> dict[str, np.ndarray]:
@@ -191,6 +204,32 @@ class Dataplane:
         if served.window is not None:
             served.window.append(request.x, predicted(served.model, results))
         return results
+
+    @staticmethod
+    def infer_batch(
+        served: Served, requests: list[codec.InferRequest]
+    ) -> list[dict[str, np.ndarray]]:
+        """Each request's outputs from one predict call on all their rows (in order), each
+        its own rows of each output it asked for. A failed merged predict raises what the
+        model raised (the batcher then predicts each request on its own); one request's
+        failure is its ``V2Error``."""
+        served.metrics.batch.observe(len(requests))
+        if len(requests) == 1:
+            return [Dataplane.infer(served, requests[0])]
+        model = served.model
+        outputs = tuple(o for o in model.outputs if any(o in r.outputs for r in requests))
+        x = np.concatenate([r.x for r in requests])
+        results = model.predict(x, outputs)
+        if any(values.shape[0] != x.shape[0] for values in results.values()):
+            raise ValueError(f"the model answered {x.shape[0]} rows with another row count")
+        if served.window is not None:
+            served.window.append(x, predicted(model, results))
+        answers, start = [], 0
+        for request in requests:
+            end = start + request.x.shape[0]
+            answers.append({name: results[name][start:end] for name in request.outputs})
+            start = end
+        return answers
 
     # --- drift ----------------------------------------------------------------------------------
 

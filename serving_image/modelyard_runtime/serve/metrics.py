@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client import generate_latest as _generate_latest
 
 OUTCOMES = ("ok", "bad_request", "not_found", "too_large", "not_ready", "overloaded", "error")
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -31,6 +32,13 @@ class ServerMetrics:
             "V2 inference latency, body read to answer",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "modelyard_inference_batch_requests",
+            "Inference requests merged into one predict call (opportunistic batching)",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.predictions = Counter(
@@ -81,6 +89,7 @@ class _BoundMetrics:
     ) -> None:
         self.outcome = {o: metrics.requests.labels(model, version, o) for o in OUTCOMES}
         self.latency = metrics.latency.labels(model, version)
+        self.batch = metrics.batch_requests.labels(model, version)
         self._metrics, self._model, self._version = metrics, model, version
         self._by_class = {
             str(c): metrics.predictions.labels(model, version, str(c))

@@ -37,9 +37,18 @@ from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
-# The warm-up times a predict on this many reference rows: the per-row cost of a small batch,
-# which decides what runs inline (the reference sample itself holds up to 2,000 rows).
+# The warm-up times a predict of one row and of this many reference rows: the cost per call and
+# per row, which decides what runs inline (the reference sample itself holds up to 2,000 rows).
 WARM_UP_TIMED_ROWS = 100
+WARM_UP_TIMED_CALLS = 5
+
+
+@dataclass(frozen=True)
+class PredictCost:
+    """A warm predict's cost, timed at warm-up: seconds per call and per row."""
+
+    per_call: float
+    per_row: float
 
 
 class ModelLoadError(Exception):
@@ -121,27 +130,27 @@ class LoadedModel:
             matrix[:, j] = np.asarray(column, dtype=np.float64) if numeric else column
         return matrix
 
-    def warm_up(self) -> float:
+    def warm_up(self) -> PredictCost:
         """Run every output once on the reference sample: the first real request then pays
         no lazy-initialisation cost, and a model that cannot predict never becomes ready.
-        Returns the seconds a warm ``predict`` takes per row (for the server's choice of
-        running a batch inline or in a thread)."""
+        Returns what a warm ``predict`` costs (for the server's choice of running a batch
+        inline or in a thread)."""
         x = self.reference_matrix()
-        timed = x[:WARM_UP_TIMED_ROWS]
         if self.onnx is not None:
             self._check_parity(self.onnx, x)
         try:
             results = self.predict(x, self.outputs)
-            started = time.perf_counter()
-            self.predict(timed, (PREDICT,))
-            seconds = time.perf_counter() - started
+            one = _median_seconds(lambda: self.predict(x[:1], (PREDICT,)))
+            many = _median_seconds(lambda: self.predict(x[:WARM_UP_TIMED_ROWS], (PREDICT,)))
         except Exception as error:
             raise ModelLoadError(
                 f"warm-up prediction failed: {type(error).__name__}: {error}"
             ) from error
         if len(results[PREDICT]) != len(x):
             raise ModelLoadError("warm-up prediction returned the wrong number of rows")
-        return seconds / len(timed)
+        rows = min(len(x), WARM_UP_TIMED_ROWS)
+        per_row = max(0.0, (many - one) / (rows - 1)) if rows > 1 else many
+        return PredictCost(per_call=one, per_row=per_row)
 
     def _check_parity(self, run: onnx_session.Runner, x: np.ndarray) -> None:
         """The compiled copy answers as the pipeline does on the reference sample, by the
@@ -156,6 +165,15 @@ class LoadedModel:
             raise ModelLoadError(
                 f"the ONNX model does not match the pipeline on the reference sample: {mismatch}"
             )
+
+
+def _median_seconds(call: Any) -> float:
+    seconds = []
+    for _ in range(WARM_UP_TIMED_CALLS):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return sorted(seconds)[len(seconds) // 2]
 
 
 def _read(path: str, what: str) -> bytes:

@@ -4,7 +4,7 @@ One declarative table: each field of ``Settings`` names its variable and its par
 metadata; ``from_env`` reads them all the same way (a value is stripped; unset or empty means
 the field's default; a field without a default is required).
 
-Hand parsing rather than pydantic-settings (the operator's): eleven variables do not warrant two
+Hand parsing rather than pydantic-settings (the operator's): a dozen variables do not warrant two
 more packages in the runtime image and its lock, and the refusal a pod's termination message
 carries stays one line naming the variable.
 """
@@ -20,13 +20,17 @@ from typing import Any, get_args
 from modelyard_runtime.contract import (
     DEFAULT_RESULT_PATH,
     DEFAULT_SERVE_PORT,
+    ENV_BATCHING,
     ENV_DRIFT_MAX_AGE_SECONDS,
     ENV_DRIFT_WINDOW,
     ENV_EXPECTED_SHA256,
     ENV_HOST,
     ENV_LOG_LEVEL,
+    ENV_MAX_BATCH_DELAY_US,
+    ENV_MAX_BATCH_SIZE,
     ENV_MAX_BODY_BYTES,
     ENV_MAX_INFLIGHT,
+    ENV_MAX_INFLIGHT_BYTES,
     ENV_MODEL_DIR,
     ENV_MODEL_NAME,
     ENV_PORT,
@@ -37,9 +41,11 @@ from modelyard_runtime.contract import (
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MODEL_NAME = "model"
-# Each admitted request holds several times its body (bytes, lists, arrays): 8 at the 8 MiB
-# body limit stay within a few hundred MiB. Small requests run inline and rarely overlap.
-DEFAULT_MAX_INFLIGHT = 8
+# Each admitted request holds several times its body (bytes, lists, arrays): 64 MiB of bodies
+# (8 at the 8 MiB body limit) stay within a few hundred MiB. Small requests are bounded by
+# count: 256 at once is four full batches of 64 waiting.
+DEFAULT_MAX_INFLIGHT = 256
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 DEFAULT_DRIFT_MAX_AGE_SECONDS = 3600
 MAX_DRIFT_WINDOW = 100_000  # the CRD's bound too: rows x features floats per pod
 
@@ -87,14 +93,29 @@ def _runtime(name: str, raw: str) -> RuntimeChoice:
         raise SettingsError(f"{name}={raw!r} is not one of {allowed}") from None
 
 
-def _window_rows(name: str, raw: str) -> int:
+BATCHING_MODES = {"off": "Off", "opportunistic": "Opportunistic"}
+MAX_BATCH_SIZE = 4096
+MAX_BATCH_DELAY_US = 100_000  # the CRD's bound too: a window beyond 0.1 s is a queue, not a batch
+
+
+def _batching(name: str, raw: str) -> str:
     try:
-        value = int(raw)
-    except ValueError as error:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from error
-    if not 0 <= value <= MAX_DRIFT_WINDOW:
-        raise SettingsError(f"{name}={raw!r} must be between 0 and {MAX_DRIFT_WINDOW}")
-    return value
+        return BATCHING_MODES[raw.lower()]
+    except KeyError:
+        raise SettingsError(f"{name}={raw!r} is not one of Off, Opportunistic") from None
+
+
+def _bounded(low: int, high: int) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError as error:
+            raise SettingsError(f"{name}={raw!r} is not an integer") from error
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={raw!r} must be between {low} and {high}")
+        return value
+
+    return parse
 
 
 def _env(name: str, parse: Parser, required: str = "") -> dict[str, Any]:
@@ -117,11 +138,17 @@ class Settings:
     port: int = _field(ENV_PORT, _positive_int, DEFAULT_SERVE_PORT)
     max_body_bytes: int = _field(ENV_MAX_BODY_BYTES, _positive_int, DEFAULT_MAX_BODY_BYTES)
     max_inflight: int = _field(ENV_MAX_INFLIGHT, _positive_int, DEFAULT_MAX_INFLIGHT)
+    max_inflight_bytes: int = _field(
+        ENV_MAX_INFLIGHT_BYTES, _positive_int, DEFAULT_MAX_INFLIGHT_BYTES
+    )
     log_level: str = _field(ENV_LOG_LEVEL, _lower, "info")
     runtime: RuntimeChoice = _field(ENV_RUNTIME, _runtime, "Auto")  # noqa: RUF009 (a str)
     termination_log: str = _field(ENV_TERMINATION_LOG, _text, DEFAULT_RESULT_PATH)
     # The drift window: recent rows kept for the drift monitor (0: none kept, no endpoint).
-    drift_window: int = _field(ENV_DRIFT_WINDOW, _window_rows, 0)
+    drift_window: int = _field(ENV_DRIFT_WINDOW, _bounded(0, MAX_DRIFT_WINDOW), 0)
+    batching: str = _field(ENV_BATCHING, _batching, "Opportunistic")
+    max_batch_size: int = _field(ENV_MAX_BATCH_SIZE, _bounded(1, MAX_BATCH_SIZE), 64)
+    max_batch_delay_us: int = _field(ENV_MAX_BATCH_DELAY_US, _bounded(0, MAX_BATCH_DELAY_US), 0)
     drift_max_age_seconds: int = _field(
         ENV_DRIFT_MAX_AGE_SECONDS, _positive_int, DEFAULT_DRIFT_MAX_AGE_SECONDS
     )
