@@ -19,6 +19,9 @@ from typing import Any, Literal, TypeVar
 
 from croniter import croniter
 from modelyard_runtime.contract import (
+    DEFAULT_MAX_BATCH_SIZE,
+    MAX_BATCH_DELAY_US,
+    MAX_BATCH_SIZE,
     CamelModel,
     Comparison,
     DatasetInfo,
@@ -420,11 +423,21 @@ class Retraining(CamelModel):
         return duration_seconds(self.cooldown)
 
 
+class Batching(CamelModel):
+    """Requests that come while a predict runs are merged into the next one (never waiting
+    when idle, unless ``maxDelayMicroseconds`` opens a window)."""
+
+    mode: Literal["Off", "Opportunistic"] = "Opportunistic"
+    max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE)
+    max_delay_microseconds: int = Field(default=0, ge=0, le=MAX_BATCH_DELAY_US)
+
+
 class ServerSpec(CamelModel):
     """How the model server runs the model: ``runtime`` Auto serves the compiled copy
     (ONNX Runtime) where the trainer found it equal to the pipeline and faster."""
 
     runtime: RuntimeChoice = "Auto"
+    batching: Batching = Field(default_factory=Batching)
 
 
 class ModelDeploymentSpec(CamelModel):

@@ -21,6 +21,7 @@ from modelyard.api import (
     ModelStatus,
     ObjectMeta,
     RolloutStatus,
+    ServerSpec,
     ServingPhase,
     TrainingJobStatus,
 )
@@ -198,6 +199,29 @@ def replicas_managed_by_others(deployment: dict[str, Any]) -> bool:
     return False
 
 
+def server_env(server: ServerSpec) -> list[dict[str, str]]:
+    """What ``spec.server`` asks of the server, where it differs from the server's own
+    defaults (the same values: no variable, and no rollout when the operator upgrades)."""
+    defaults = ServerSpec()
+    asked = [
+        (contract.ENV_RUNTIME, server.runtime, defaults.runtime),
+        (contract.ENV_BATCHING, server.batching.mode, defaults.batching.mode),
+        (
+            contract.ENV_MAX_BATCH_SIZE,
+            server.batching.max_batch_size,
+            defaults.batching.max_batch_size,
+        ),
+        (
+            contract.ENV_MAX_BATCH_DELAY_US,
+            server.batching.max_delay_microseconds,
+            defaults.batching.max_delay_microseconds,
+        ),
+    ]
+    return [
+        {"name": name, "value": str(value)} for name, value, default in asked if value != default
+    ]
+
+
 def build_deployment(
     md: ModelDeployment,
     model: ModelStatus,
@@ -218,8 +242,7 @@ def build_deployment(
     ]
     if model.sha256:
         env.append({"name": contract.ENV_EXPECTED_SHA256, "value": model.sha256})
-    if spec.server.runtime != "Auto":  # the server's default: no env, no rollout on upgrade
-        env.append({"name": contract.ENV_RUNTIME, "value": spec.server.runtime})
+    env.extend(server_env(spec.server))
     if spec.drift is not None:  # each pod keeps a window of recent rows for the drift monitor
         window = spec.drift.window
         env.append({"name": contract.ENV_DRIFT_WINDOW, "value": str(window.size)})

@@ -160,6 +160,9 @@ ENV_RUNTIME = "MODELYARD_RUNTIME"  # server: a RuntimeChoice (default Auto)
 ENV_BATCHING = "MODELYARD_BATCHING"  # server: Off | Opportunistic (default)
 ENV_MAX_BATCH_SIZE = "MODELYARD_MAX_BATCH_SIZE"  # server: rows merged into one predict at most
 ENV_MAX_BATCH_DELAY_US = "MODELYARD_MAX_BATCH_DELAY_US"  # server: a batch's window (default 0)
+DEFAULT_MAX_BATCH_SIZE = 64
+MAX_BATCH_SIZE = 4096  # the CRD's bounds too
+MAX_BATCH_DELAY_US = 100_000  # a window beyond 0.1 s is a queue, not a batch
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"  # the kubelet reads it (both entrypoints)
 DEFAULT_DATA_ROOT = "/mnt/data"

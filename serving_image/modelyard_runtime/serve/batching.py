@@ -29,12 +29,12 @@ from typing import Literal
 import anyio
 import numpy as np
 
+from modelyard_runtime.contract import DEFAULT_MAX_BATCH_SIZE
 from modelyard_runtime.serve import codec
 from modelyard_runtime.serve.dataplane import Dataplane, Served
 from modelyard_runtime.serve.model import PredictCost
 
 BatchingMode = Literal["Off", "Opportunistic"]
-DEFAULT_MAX_BATCH_ROWS = 64
 INLINE_PREDICT_SECONDS = 0.001
 INLINE_ROWS_LIMIT = 512
 
@@ -42,7 +42,7 @@ INLINE_ROWS_LIMIT = 512
 @dataclass(frozen=True)
 class BatchingConfig:
     mode: BatchingMode = "Opportunistic"
-    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    max_batch_rows: int = DEFAULT_MAX_BATCH_SIZE
     max_delay_seconds: float = 0.0
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from modelyard_runtime.contract import (
+    DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_RESULT_PATH,
     DEFAULT_SERVE_PORT,
     ENV_BATCHING,
@@ -36,6 +37,8 @@ from modelyard_runtime.contract import (
     ENV_PORT,
     ENV_RUNTIME,
     ENV_TERMINATION_LOG,
+    MAX_BATCH_DELAY_US,
+    MAX_BATCH_SIZE,
     RuntimeChoice,
 )
 
@@ -94,8 +97,6 @@ def _runtime(name: str, raw: str) -> RuntimeChoice:
 
 
 BATCHING_MODES = {"off": "Off", "opportunistic": "Opportunistic"}
-MAX_BATCH_SIZE = 4096
-MAX_BATCH_DELAY_US = 100_000  # the CRD's bound too: a window beyond 0.1 s is a queue, not a batch
 
 
 def _batching(name: str, raw: str) -> str:
@@ -147,7 +148,9 @@ class Settings:
     # The drift window: recent rows kept for the drift monitor (0: none kept, no endpoint).
     drift_window: int = _field(ENV_DRIFT_WINDOW, _bounded(0, MAX_DRIFT_WINDOW), 0)
     batching: str = _field(ENV_BATCHING, _batching, "Opportunistic")
-    max_batch_size: int = _field(ENV_MAX_BATCH_SIZE, _bounded(1, MAX_BATCH_SIZE), 64)
+    max_batch_size: int = _field(
+        ENV_MAX_BATCH_SIZE, _bounded(1, MAX_BATCH_SIZE), DEFAULT_MAX_BATCH_SIZE
+    )
     max_batch_delay_us: int = _field(ENV_MAX_BATCH_DELAY_US, _bounded(0, MAX_BATCH_DELAY_US), 0)
     drift_max_age_seconds: int = _field(
         ENV_DRIFT_MAX_AGE_SECONDS, _positive_int, DEFAULT_DRIFT_MAX_AGE_SECONDS
