@@ -94,9 +94,12 @@ def test_trainer_in_the_image(trained: dict[str, Any], model_store: Path) -> Non
         "uri": "pvc://models/v1",
         "version": "v1",
         "sha256": sha256_of(model_store / "v1" / "metadata.json"),  # the artifact digest
+        "autoRuntime": "onnx",  # the forest as a double-precision TreeEnsemble
+        "onnx": True,
     }
     assert sorted(p.name for p in (model_store / "v1").iterdir()) == [
         "metadata.json",
+        "model.onnx",
         "model.skops",
     ]
 

@@ -1,7 +1,8 @@
 """Opportunistic batching over real HTTP, on a model slow enough to batch (a 50-tree forest
-served by scikit-learn: every predict runs in a worker thread, and what arrives meanwhile is
-merged into the next). Many concurrent callers, good and bad requests mixed: each good one gets
-exactly its own rows' predictions, in order, under its own id; each bad one its own 400."""
+served by scikit-learn, ``runtime: sklearn``: every predict runs in a worker thread, and what
+arrives meanwhile is merged into the next). Many concurrent callers, good and bad requests
+mixed: each good one gets exactly its own rows' predictions, in order, under its own id; each
+bad one its own 400."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import skops.io
+from modelyard_runtime.contract import ENV_RUNTIME
 from modelyard_runtime.serve.trusted import SERVER_TRUSTED_TYPES
 from runtime_support import TrainerRun, run_trainer, serving
 
@@ -76,7 +78,7 @@ def test_concurrent_callers_each_get_their_own_answers(forest: TrainerRun, tmp_p
         )
         calls.append((f"caller-{i}", body(rows, f"caller-{i}", outputs), rows, outputs))
 
-    with serving(forest.model_dir, tmp_path / "server.log") as server:
+    with serving(forest.model_dir, tmp_path / "server.log", **{ENV_RUNTIME: "sklearn"}) as server:
         url = f"{server.url}/v2/models/iris/infer"
 
         async def send_all() -> list[httpx.Response]:

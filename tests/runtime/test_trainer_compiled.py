@@ -1,9 +1,11 @@
 """The compiled runtime, with the trainer as a real process on real data: a pipeline that
 converts with parity is stored as model.onnx beside model.skops, its sha256 in metadata.json
-(covered by the artifact digest), and ONNX Runtime gives the stored model's answers; one that
-converts with a mismatch (a random forest: ONNX's tree ensembles emit float32 probabilities,
-which moves answers) or does not convert at all has no ONNX runtime, the reason recorded, and
-trains as before. Both runtimes are timed either way."""
+(covered by the artifact digest), and ONNX Runtime gives the stored model's answers (forests
+too, through onnx_trees' double-precision TreeEnsemble); one that converts with a mismatch
+(distance-weighted neighbours: the graph divides by a zero distance where a holdout row equals
+a training row, which scikit-learn special-cases) or does not convert at all (a histogram
+gradient boosting model) has no ONNX runtime, the reason recorded, and trains as before. Both
+runtimes are timed either way."""
 
 from __future__ import annotations
 
@@ -66,15 +68,30 @@ def test_a_regressor_compiles_with_parity(tmp_path: Path) -> None:
     assert (run.model_dir / ONNX_FILE).is_file()
 
 
-def test_a_mismatch_or_a_failed_conversion_means_no_onnx_never_an_error(tmp_path: Path) -> None:
-    forest = train(tmp_path / "rf", "iris", "RandomForestClassifier", n_estimators=30)
+def test_forests_compile_with_exact_parity(tmp_path: Path) -> None:
+    forest = train(tmp_path / "rf", "iris", "RandomForestClassifier", n_estimators=50)
     onnx = ModelMetadata.model_validate(forest.metadata()).runtimes.onnx  # type: ignore[union-attr]
-    assert not onnx.available and onnx.sha256 is None
-    assert onnx.reason and ("differ" in onnx.reason), onnx.reason
-    assert onnx.parity is not None  # what was measured stays on record
-    assert not (forest.model_dir / ONNX_FILE).exists()
+    assert onnx.available and onnx.parity is not None, onnx.reason
+    assert onnx.parity.label_agreement == 1.0 and onnx.parity.max_proba_diff == 0.0
+    assert onnx.opset == {"": 18, "ai.onnx.ml": 5}  # TreeEnsemble
+    assert forest.result["model"]["autoRuntime"] == "onnx"
 
     regressor = train(tmp_path / "rfr", "diabetes", "RandomForestRegressor", n_estimators=10)
     onnx = ModelMetadata.model_validate(regressor.metadata()).runtimes.onnx  # type: ignore[union-attr]
+    assert onnx.available and onnx.parity is not None and onnx.parity.max_relative_diff == 0.0
+
+
+def test_a_mismatch_or_a_failed_conversion_means_no_onnx_never_an_error(tmp_path: Path) -> None:
+    neighbours = train(tmp_path / "knn", "iris", "KNeighborsClassifier", weights="distance")
+    onnx = ModelMetadata.model_validate(neighbours.metadata()).runtimes.onnx  # type: ignore[union-attr]
+    assert not onnx.available and onnx.sha256 is None
+    assert onnx.reason and " differ " in onnx.reason, onnx.reason
+    assert onnx.parity is not None  # what was measured stays on record
+    assert not (neighbours.model_dir / ONNX_FILE).exists()
+    model = neighbours.result["model"]
+    assert (model["autoRuntime"], model["onnx"]) == ("sklearn", False)
+
+    boosted = train(tmp_path / "hgb", "iris", "HistGradientBoostingClassifier", max_iter=10)
+    onnx = ModelMetadata.model_validate(boosted.metadata()).runtimes.onnx  # type: ignore[union-attr]
     assert not onnx.available and onnx.reason and onnx.reason.startswith("does not convert")
-    assert not (regressor.model_dir / ONNX_FILE).exists()
+    assert not (boosted.model_dir / ONNX_FILE).exists()

@@ -20,11 +20,12 @@ import numpy as np
 
 from modelyard_runtime import onnx_session
 from modelyard_runtime.contract import OnnxRuntimeInfo, Runtimes, RuntimeTiming, Task, sha256_of
+from modelyard_runtime.train import onnx_trees
 
 log = logging.getLogger(__name__)
 
-# ai.onnx.ml 3: tree ensembles with double thresholds and values (TreeEnsemble*'s *_as_tensor).
-OPSET = {"": 18, "ai.onnx.ml": 3}
+# What skl2onnx is asked for; a tree model's ai.onnx.ml import is then raised to 5 (onnx_trees).
+OPSET = {"": 18, "ai.onnx.ml": onnx_trees.DECLARED_ML_OPSET}
 TIMING_CALLS = 30
 BATCHES = (1, 32)
 
@@ -43,7 +44,7 @@ def compile_pipeline(pipeline: Any, x_holdout: np.ndarray, task: Task) -> Compil
         reason = "categorical features are not converted to ONNX yet"
         return Compiled(None, Runtimes(sklearn=sklearn_timing, onnx=_unavailable(reason)))
     try:
-        model = _convert(pipeline, x_holdout, task)
+        model, opset = _convert(pipeline, x_holdout, task)
         session = onnx_session.session(model)
     except Exception as error:
         reason = f"does not convert: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
@@ -55,7 +56,7 @@ def compile_pipeline(pipeline: Any, x_holdout: np.ndarray, task: Task) -> Compil
         available=mismatch is None,
         reason=mismatch,
         sha256=sha256_of(model) if mismatch is None else None,
-        opset=dict(OPSET),
+        opset=opset,
         precision="double",
         timing=_timing(lambda x: run(x)[0], x_holdout),
         parity=parity,
@@ -104,15 +105,17 @@ def _register_double_imputer() -> None:
     )
 
 
-def _convert(pipeline: Any, x: np.ndarray, task: str) -> bytes:
+def _convert(pipeline: Any, x: np.ndarray, task: str) -> tuple[bytes, dict[str, int]]:
     from skl2onnx import to_onnx
 
     _register_double_imputer()
+    onnx_trees.register_double_trees()
     final = pipeline.steps[-1][1]
     options = {id(final): {"zipmap": False}} if task == "classification" else None
     onnx_model = to_onnx(pipeline, x[:1], options=options, target_opset=OPSET)
+    opset = onnx_trees.raise_ml_opset(onnx_model)
     data: bytes = onnx_model.SerializeToString()
-    return data
+    return data, opset
 
 
 def _timing(predict: Callable[[np.ndarray], Any], x: np.ndarray) -> RuntimeTiming:
