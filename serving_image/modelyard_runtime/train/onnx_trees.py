@@ -127,15 +127,15 @@ def _class_fractions(tree: Any) -> np.ndarray:
 def _float32_copy(scope: Any, container: Any, x: str) -> str:
     from onnx import TensorProto
 
-    narrowed = scope.get_unique_variable_name("x_as_float32")
-    widened = scope.get_unique_variable_name("x_float32_as_double")
+    narrowed: str = scope.get_unique_variable_name("x_as_float32")
+    widened: str = scope.get_unique_variable_name("x_float32_as_double")
     container.add_node("Cast", [x], [narrowed], to=TensorProto.FLOAT)
     container.add_node("Cast", [narrowed], [widened], to=TensorProto.DOUBLE)
     return widened
 
 
 def _ensemble_node(scope: Any, container: Any, x: str, ensemble: _Ensemble, n: int) -> str:
-    sums = scope.get_unique_variable_name("tree_sums")
+    sums: str = scope.get_unique_variable_name("tree_sums")
     container.add_node(
         "TreeEnsemble",
         [_float32_copy(scope, container, x)],
