@@ -87,7 +87,7 @@ def test_one_input_per_feature_column(iris_server: Server, iris_run: TrainerRun)
     columns = list(zip(*ROWS, strict=True))
     body = {
         "inputs": [
-            {"name": n, "shape": [3], "datatype": "FP32", "data": list(c)}
+            {"name": n, "shape": [3], "datatype": "FP64", "data": list(c)}
             for n, c in zip(names, columns, strict=True)
         ]
     }

@@ -40,8 +40,8 @@ def test_health_and_metadata(client, iris_run: TrainerRun) -> None:
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary-tensors", "json-tensors"])
 def test_infer(client, binary: bool) -> None:
-    rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
-    tensor = httpclient.InferInput("input-0", list(rows.shape), "FP32")
+    rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float64)
+    tensor = httpclient.InferInput("input-0", list(rows.shape), "FP64")  # what metadata says
     tensor.set_data_from_numpy(rows, binary_data=binary)
     outputs = [
         httpclient.InferRequestedOutput("predict", binary_data=binary),
@@ -53,6 +53,13 @@ def test_infer(client, binary: bool) -> None:
     assert proba.shape == (2, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert result.get_response()["id"] == "t-1"
+
+
+def test_a_datatype_the_model_does_not_declare_is_refused(client) -> None:
+    tensor = httpclient.InferInput("input-0", [1, 4], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 4), dtype=np.float32), binary_data=True)
+    with pytest.raises(httpclient.InferenceServerException, match="datatype FP32, but"):
+        client.infer("iris", [tensor])
 
 
 def test_errors_surface_as_exceptions(client) -> None:

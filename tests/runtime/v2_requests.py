@@ -55,6 +55,8 @@ BAD_REQUESTS: list[BadRequest] = [
     BadRequest("wrong-datatype", _tensor([1, 4], "FP64", ["a", "b", "c", "d"]), 400),
     BadRequest("unknown-datatype", _tensor([1, 4], "FP128", [1, 2, 3, 4]), 400),
     BadRequest("int-with-floats", _tensor([1, 4], "INT32", [1.5, 2, 3, 4]), 400),
+    BadRequest("undeclared-datatype", _tensor([1, 4], "FP32", [1, 2, 3, 4]), 400),
+    BadRequest("booleans-for-fp64", _tensor([1, 4], "FP64", [True, False, True, True]), 400),
     BadRequest(
         "nan", b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":[NaN,1,2,3]}]}', 400
     ),

@@ -265,10 +265,28 @@ def _array(name: str, shape: list[int], datatype: str, data: Any) -> np.ndarray:
         elif datatype.startswith(("INT", "UINT")):
             if kind not in _INT_KINDS:
                 raise bad(f"input {name!r}: datatype {datatype} needs integers")
+        elif kind == "b":
+            raise bad(f"input {name!r}: datatype {datatype} needs numbers, not true/false")
         # orjson refuses NaN and infinity in JSON, so only raw binary data can carry them.
         elif kind == "f" and from_binary and not np.isfinite(array).all():
             raise bad(f"input {name!r}: NaN and infinity are not accepted")
     return array.reshape(shape)
+
+
+def declared_datatype(info: FeatureInfo) -> str:
+    """The datatype the model metadata declares for one feature's column."""
+    if info.dtype == "bool":
+        return "BOOL"
+    return "BYTES" if info.kind == "categorical" else "FP64"
+
+
+def _require(name: str, datatype: str, declared: str, what: str) -> None:
+    """A tensor of another datatype than the model declares is refused, never coerced."""
+    if datatype != declared:
+        raise bad(
+            f"input {name!r}: datatype {datatype}, but {what} is {declared} "
+            "(the model metadata's inputs)"
+        )
 
 
 def _decode_matrix(tensor: Any, signature: Signature) -> np.ndarray:
@@ -279,11 +297,10 @@ def _decode_matrix(tensor: Any, signature: Signature) -> np.ndarray:
             f"input {name!r}: shape {shape} must be [batch, {n_features}] "
             f"(features {[f.name for f in signature.features]})"
         )
-    array = _array(name, shape, datatype, data)
     if signature.numeric_only:
-        if datatype == "BYTES":
-            return _as_float(array, name)
-        return array.astype(np.float64, copy=False)
+        _require(name, datatype, "FP64", "this model's feature matrix")
+        return _array(name, shape, datatype, data).astype(np.float64, copy=False)
+    array = _array(name, shape, datatype, data)
     if datatype != "BYTES":
         categorical = [f.name for f in signature.features if f.kind == "categorical"]
         raise bad(
@@ -327,10 +344,8 @@ def _decode_columns(inputs: list[Any], signature: Signature) -> np.ndarray:
             batch = shape[0]
         elif shape[0] != batch:
             raise bad(f"input {name!r}: batch size {shape[0]} differs from {batch}")
-        if info.kind == "numeric" and datatype == "BYTES":
-            raise bad(f"input {name!r}: feature {name!r} is numeric; use a numeric datatype")
-        if info.kind == "categorical" and datatype != "BYTES" and info.dtype != "bool":
-            raise bad(f"input {name!r}: feature {name!r} is categorical; use datatype BYTES")
+        kind = "boolean" if info.dtype == "bool" else info.kind
+        _require(name, datatype, declared_datatype(info), f"{kind} feature {name!r}")
         column = _array(name, shape, datatype, data).reshape(-1)
         columns.append(
             column.astype(np.float64, copy=False)

@@ -326,15 +326,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
         inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(features)]}]
     else:
         inputs = [
-            {
-                "name": f.name,
-                "datatype": "BOOL"
-                if f.dtype == "bool"
-                else "BYTES"
-                if f.kind == "categorical"
-                else "FP64",
-                "shape": [-1],
-            }
+            {"name": f.name, "datatype": codec.declared_datatype(f), "shape": [-1]}
             for f in features
         ]
     classes = model.classes
