@@ -31,10 +31,18 @@ HYPERPARAMETERS: dict[str, dict[str, object]] = {
 
 @dataclass
 class Model:
-    joblib_path: Path  # the pipeline, for the peers and the floor
+    joblib_path: Path  # the pipeline, for the peers
     source: str  # "modelyard trainer" or "fitted by the benchmark"
     ours_dir: Path | None = None  # <output>/v1 for MODELYARD_MODEL_DIR, when the trainer ran
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The artifact's parity-checked compiled copy, when the trainer wrote one: what ours
+        serves (runtime Auto) and the floor calls."""
+        if self.ours_dir is None or not (self.ours_dir / "model.onnx").exists():
+            return None
+        return self.ours_dir / "model.onnx"
 
 
 @dataclass

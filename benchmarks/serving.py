@@ -1,10 +1,12 @@
-"""Serving benchmark: ours against MLServer, KServe and a bare-ASGI floor, same model, same load.
+"""Serving benchmark: ours against MLServer (default and with adaptive batching), KServe and a
+bare-ASGI floor, same models, same load.
 
-Each server runs as one process pinned to core 0 (``taskset``); ``wrk`` (one thread, fixed
-connections) runs pinned to core 1 and POSTs the same V2 body to it: warm-up, then a measured
-run, at every batch size. Before any load each server must answer every payload with a 200 and
-the predictions the pipeline gives in-process. The results go to
-``benchmarks/results/serving-<date>.json`` and a markdown table to stdout.
+Per model (the iris LogisticRegression pipeline and a 50-tree random forest, both from our
+trainer): each server runs as one process pinned to core 0 (``taskset``); ``wrk`` (one thread,
+8 and 64 connections; ours also 1, with batching on and off) runs pinned to core 1 and POSTs the
+same V2 body to it: warm-up, then a measured run, at every batch size. Before any load each
+server must answer every payload with a 200 and the predictions the pipeline gives in-process.
+The results go to ``benchmarks/results/serving-<date>.json`` and a markdown table to stdout.
 
 Entry: ``python benchmarks/run.py [--quick] [...]`` (``make bench``).
 """
@@ -39,17 +41,31 @@ RESULTS_DIR = HERE / "results"
 LUA_SCRIPT = HERE / "post.lua"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
-SERVER_KINDS = ("modelyard", "modelyard-drift", "mlserver", "kserve", "bare-asgi")
-PEERS = ("mlserver", "kserve")
+SERVER_KINDS = (
+    "modelyard",
+    "modelyard-unbatched",
+    "modelyard-drift",
+    "mlserver",
+    "mlserver-batching",
+    "kserve",
+    "bare-asgi",
+)
+PEERS = ("mlserver", "kserve")  # in their default configurations
+PEER_BATCHING = "mlserver-batching"  # MLServer with its adaptive batching on
 FLOOR = "bare-asgi"
 OURS = "modelyard"
+OURS_UNBATCHED = "modelyard-unbatched"  # ours with spec.server.batching.mode Off
 OURS_DRIFT = "modelyard-drift"  # ours with the drift window on (spec.monitoring.drift)
 DRIFT_WINDOW = 1000  # the CRD's default window
+ESTIMATORS = ("LogisticRegression", "RandomForestClassifier")
 
 # Targets from the issue, checked on ratios measured within one run.
-TARGET_PEER_THROUGHPUT = 3.0  # ours >= 3x each peer's req/s
+TARGET_PEER_THROUGHPUT = 5.0  # ours >= 5x each default-config peer's req/s
+TARGET_BATCHING_PEER_THROUGHPUT = 3.0  # ours >= 3x MLServer with adaptive batching
+TARGET_P99 = 0.5  # ours p99 <= 0.5x the best peer's
 TARGET_FLOOR_GAP = 1.3  # floor's req/s <= 1.3x ours
 TARGET_DRIFT_COST = 0.95  # ours with the drift window on >= 95% of ours with it off
+TARGET_BATCHING_P50_COST = 1.05  # at concurrency 1, batching on adds <= 5% p50
 BUSY_WARNING_PCT = 20.0  # background busy share of a core above which the report warns
 SINGLE_THREADED_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -270,24 +286,61 @@ def wrk_version() -> str:
     return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
 
 
+def key(batch: int, connections: int) -> str:
+    return f"{batch}/c{connections}"
+
+
+def connections_for(kind: str, args: argparse.Namespace) -> list[int]:
+    """wrk connections per kind: ours with and without batching also at 1 (batching's cost)."""
+    if kind in (OURS, OURS_UNBATCHED):
+        return sorted({1, *args.connections})
+    return list(args.connections)
+
+
+def group_rss_mib(pgid: int) -> float:
+    """Resident memory of every live process in process group ``pgid``."""
+    total_kib = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[2]) != pgid:
+                    continue
+            with open(f"/proc/{entry.name}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total_kib / 1024, 1)
+
+
 def measure(
-    server: Server, payloads: list[prep.Payload], args: argparse.Namespace, pgid: int
+    server: Server,
+    payloads: list[prep.Payload],
+    args: argparse.Namespace,
+    pgid: int,
+    connections: list[int],
 ) -> dict[str, dict[str, object]]:
     """Warm-up, then the measured wrk run, per batch. Besides wall-clock numbers it records the
     server's CPU seconds during the measured run: CPU time per request is what a busy machine
     changes least, so ``rps_per_cpu_s`` (requests per CPU-second of the server's process group)
     compares servers even when the background takes part of core 0."""
     out: dict[str, dict[str, object]] = {}
-    for payload in payloads:
-        wrk(server.infer_url, payload.body_path, args.connections, args.warmup)
+    for payload, conns in ((p, c) for p in payloads for c in connections):
+        wrk(server.infer_url, payload.body_path, conns, args.warmup)
         load_before = os.getloadavg()[0]
         cpu_before = group_cpu_seconds(pgid)
-        summary = wrk(server.infer_url, payload.body_path, args.connections, args.duration)
+        summary = wrk(server.infer_url, payload.body_path, conns, args.duration)
         cpu = group_cpu_seconds(pgid) - cpu_before
         latency = summary["latency_us"]
         errors = summary["errors"]
         seconds = summary["duration_us"] / 1e6  # type: ignore[operator]
-        out[str(payload.batch)] = {
+        out[key(payload.batch, conns)] = {
+            "batch": payload.batch,
+            "connections": conns,
+            "rss_mib": group_rss_mib(pgid),
             "requests": summary["requests"],
             "seconds": round(seconds, 3),
             "rps": round(summary["requests"] / seconds, 1),  # type: ignore[operator]
@@ -305,12 +358,13 @@ def measure(
             else None,
             "rps_per_cpu_s": round(summary["requests"] / cpu, 1) if cpu > 0 else None,  # type: ignore[operator]
         }
-        row = out[str(payload.batch)]
+        row = out[key(payload.batch, conns)]
         print(
-            f"    batch {payload.batch:>3}: {row['rps']:>9.1f} req/s  p50 {row['p50_ms']:.2f} ms"
+            f"    batch {payload.batch:>3} c{conns:<3}: {row['rps']:>9.1f} req/s"
+            f"  p50 {row['p50_ms']:.2f} ms"
             f"  p99 {row['p99_ms']:.2f} ms  errors {row['error_count']}"
             f"  server CPU {row['server_cpu_share']:.0%} of a core, "
-            f"{row['rps_per_cpu_s']} req/CPU-s",
+            f"{row['rps_per_cpu_s']} req/CPU-s, RSS {row['rss_mib']} MiB",
             flush=True,
         )
     return out
@@ -321,7 +375,7 @@ def measure(
 
 def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
     port = free_port()
-    if kind in (OURS, OURS_DRIFT):
+    if kind in (OURS, OURS_UNBATCHED, OURS_DRIFT):
         if model.ours_dir is None:
             raise Skip("no modelyard artifact: " + model.source)
         if not (prep.RUNTIME_SRC / "modelyard_runtime" / "serve" / "__main__.py").exists():
@@ -335,56 +389,71 @@ def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
                 "MODELYARD_HOST": "127.0.0.1",
             }
         )
-        drift = kind == OURS_DRIFT
-        if drift:
+        labels = {
+            OURS: "modelyard-serve (ours)",
+            OURS_UNBATCHED: "modelyard-serve (ours, batching Off)",
+            OURS_DRIFT: f"modelyard-serve (ours, drift window {DRIFT_WINDOW})",
+        }
+        if kind == OURS_DRIFT:
             env["MODELYARD_DRIFT_WINDOW"] = str(DRIFT_WINDOW)
+        if kind == OURS_UNBATCHED:
+            env["MODELYARD_BATCHING"] = "Off"
         return Server(
             kind,
-            f"modelyard-serve (ours, drift window {DRIFT_WINDOW})"
-            if drift
-            else "modelyard-serve (ours)",
+            labels[kind],
             [sys.executable, "-m", "modelyard_runtime.serve"],
             port,
             env=env,
             notes=[
                 "python -m modelyard_runtime.serve with MODELYARD_HOST=127.0.0.1; its defaults "
-                "otherwise (Prometheus metrics on)"
+                "otherwise (runtime Auto, batching Opportunistic, Prometheus metrics on)"
             ],
-            versions=venvs.versions(sys.executable, ["uvicorn", "orjson", "numpy"]),
+            versions=venvs.versions(sys.executable, ["uvicorn", "orjson", "numpy", "onnxruntime"]),
         )
     if kind == FLOOR:
+        compiled = model.onnx_path  # the same compiled predict ours serves, when there is one
         return Server(
             kind,
             "bare ASGI (floor)",
             [
                 sys.executable,
                 str(HERE / "servers" / "bare_asgi.py"),
-                str(model.joblib_path),
+                str(compiled or model.joblib_path),
                 prep.MODEL_NAME,
                 str(port),
             ],
             port,
             notes=[
-                "raw ASGI callable, uvicorn http=httptools, loop auto, "
-                "no access log; orjson -> numpy -> predict -> orjson"
+                "raw ASGI callable, uvicorn http=httptools, loop auto, no access log; "
+                "orjson -> numpy -> "
+                + ("ONNX Runtime (model.onnx, 1 thread)" if compiled else "pipeline.predict")
+                + " -> orjson"
             ],
             versions=venvs.versions(sys.executable, ["uvicorn", "httptools", "orjson"]),
         )
-    python = venvs.ensure(kind, logs / f"{kind}-pip.log")
-    if kind == "mlserver":
+    venv = "mlserver" if kind.startswith("mlserver") else kind
+    python = venvs.ensure(venv, logs / f"{venv}-pip.log")
+    if kind.startswith("mlserver"):
+        batching = kind == PEER_BATCHING
         root = mlserver_repo.write_repository(
-            workdir / "mlserver", model.joblib_path, prep.MODEL_NAME, port, free_port()
+            workdir / kind,
+            model.joblib_path,
+            prep.MODEL_NAME,
+            port,
+            free_port(),
+            adaptive_batching=batching,
         )
         mlserver_bin = python.parent / "mlserver"
         return Server(
             kind,
-            "MLServer 1.7 + mlserver-sklearn",
+            "MLServer 1.7 + mlserver-sklearn" + (", adaptive batching" if batching else ""),
             [str(mlserver_bin), "start", str(root)],
             port,
             cwd=root,
             notes=[
                 "parallel_workers 0, metrics_endpoint null, debug false, "
                 "gzip off; gRPC cannot be disabled (idle on its own port)"
+                + (f"; adaptive batching {mlserver_repo.ADAPTIVE_BATCHING}" if batching else "")
             ],
             versions=venvs.versions(
                 python, ["mlserver", "mlserver-sklearn", "scikit-learn", "numpy", "uvicorn"]
@@ -419,25 +488,27 @@ def build(kind: str, model: prep.Model, workdir: Path, logs: Path) -> Server:
 # --- report -----------------------------------------------------------------------------------
 
 
-def ratios(servers: dict[str, dict[str, object]], batches: list[int]) -> list[dict[str, object]]:
-    """One row per target and batch; value None when a side is missing. ``met`` judges the
-    wall-clock ratio (the issue's definition); ``cpu_value`` is the same throughput ratio in
-    requests per CPU-second, which a busy machine distorts less."""
+def ratios(
+    servers: dict[str, dict[str, object]], batches: list[int], connections: list[int]
+) -> list[dict[str, object]]:
+    """One row per target, batch and concurrency; value None when a side is missing. ``met``
+    judges the wall-clock ratio (the issue's definition); ``cpu_value`` is the same throughput
+    ratio in requests per CPU-second, which a busy machine distorts less."""
     rows: list[dict[str, object]] = []
 
-    def result(kind: str, batch: int) -> dict[str, float] | None:
+    def result(kind: str, at: str) -> dict[str, float] | None:
         entry = servers.get(kind, {})
-        return entry.get("results", {}).get(str(batch)) if entry.get("ok") else None  # type: ignore[union-attr]
+        return entry.get("results", {}).get(at) if entry.get("ok") else None  # type: ignore[union-attr]
 
-    def ratio(top: dict[str, float] | None, bottom: dict[str, float] | None, key: str):
-        if top and bottom and top.get(key) and bottom.get(key):
-            return top[key] / bottom[key]
+    def ratio(top: dict[str, float] | None, bottom: dict[str, float] | None, field: str):
+        if top and bottom and top.get(field) and bottom.get(field):
+            return top[field] / bottom[field]
         return None
 
-    def row(target: str, batch: int, value, cpu_value, goal: str, ok) -> dict[str, object]:
+    def row(target: str, at: str, value, cpu_value, goal: str, ok) -> dict[str, object]:
         return {
             "target": target,
-            "batch": batch,
+            "at": at,
             "value": value,
             "cpu_value": cpu_value,
             "goal": goal,
@@ -445,51 +516,55 @@ def ratios(servers: dict[str, dict[str, object]], batches: list[int]) -> list[di
             "cpu_met": None if cpu_value is None else ok(cpu_value),
         }
 
+    def throughput(target: str, top: str, bottom: str, at: str, goal: float, at_least: bool):
+        a, b = result(top, at), result(bottom, at)
+        rows.append(
+            row(
+                target,
+                at,
+                ratio(a, b, "rps"),
+                ratio(a, b, "rps_per_cpu_s"),
+                f"{'>=' if at_least else '<='} {goal}x",
+                (lambda v: v >= goal) if at_least else (lambda v: v <= goal),
+            )
+        )
+
     for batch in batches:
-        ours = result(OURS, batch)
-        for peer in PEERS:
-            other = result(peer, batch)
+        for conns in connections:
+            at = key(batch, conns)
+            for peer in PEERS:
+                throughput(f"ours / {peer}", OURS, peer, at, TARGET_PEER_THROUGHPUT, True)
+            throughput(
+                f"ours / {PEER_BATCHING}",
+                OURS,
+                PEER_BATCHING,
+                at,
+                TARGET_BATCHING_PEER_THROUGHPUT,
+                True,
+            )
+            throughput("floor / ours", FLOOR, OURS, at, TARGET_FLOOR_GAP, False)
+            throughput("ours drift on / off", OURS_DRIFT, OURS, at, TARGET_DRIFT_COST, True)
+            peers = [r for r in (result(p, at) for p in (*PEERS, PEER_BATCHING)) if r]
+            best = min(peers, key=lambda r: r["p99_ms"], default=None)
             rows.append(
                 row(
-                    f"throughput ours / {peer}",
-                    batch,
-                    ratio(ours, other, "rps"),
-                    ratio(ours, other, "rps_per_cpu_s"),
-                    f">= {TARGET_PEER_THROUGHPUT}x",
-                    lambda v: v >= TARGET_PEER_THROUGHPUT,
+                    "p99 ours / best peer",
+                    at,
+                    ratio(result(OURS, at), best, "p99_ms"),
+                    None,
+                    f"<= {TARGET_P99}x",
+                    lambda v: v <= TARGET_P99,
                 )
             )
-        floor = result(FLOOR, batch)
+        at = key(batch, 1)
         rows.append(
             row(
-                "throughput floor / ours",
-                batch,
-                ratio(floor, ours, "rps"),
-                ratio(floor, ours, "rps_per_cpu_s"),
-                f"<= {TARGET_FLOOR_GAP}x",
-                lambda v: v <= TARGET_FLOOR_GAP,
-            )
-        )
-        rows.append(
-            row(
-                "throughput ours drift on / off",
-                batch,
-                ratio(result(OURS_DRIFT, batch), ours, "rps"),
-                ratio(result(OURS_DRIFT, batch), ours, "rps_per_cpu_s"),
-                f">= {TARGET_DRIFT_COST}x",
-                lambda v: v >= TARGET_DRIFT_COST,
-            )
-        )
-        peers = [r for r in (result(p, batch) for p in PEERS) if r]
-        best = min(peers, key=lambda r: r["p99_ms"], default=None)
-        rows.append(
-            row(
-                "p99 ours / best peer",
-                batch,
-                ratio(ours, best, "p99_ms"),
+                "p50 ours batching on / off, 1 connection",
+                at,
+                ratio(result(OURS, at), result(OURS_UNBATCHED, at), "p50_ms"),
                 None,
-                "<= 1.0x",
-                lambda v: v <= 1.0,
+                f"<= {TARGET_BATCHING_P50_COST}x",
+                lambda v: v <= TARGET_BATCHING_P50_COST,
             )
         )
     return rows
@@ -515,39 +590,50 @@ def busy_warning(servers: dict[str, dict[str, object]]) -> list[str]:
 
 def markdown(report: dict[str, object]) -> str:
     config = report["config"]
-    servers = report["servers"]
-    predict = report["predict_inprocess_us"]
     lines = [
         f"## Serving benchmark {report['date']}",
         "",
-        f"Model: {config['estimator']} pipeline on iris ({report['model_source']}); "
-        f"wrk -t1 -c{config['connections']}, {config['duration_s']} s measured after "
+        f"wrk -t1 at {', '.join(str(c) for c in config['connections'])} connections (ours also "
+        f"1, batching on and off), {config['duration_s']} s measured after "
         f"{config['warmup_s']} s warm-up; server on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
         + (f"; median of {config['rounds']} interleaved rounds." if config["rounds"] > 1 else "."),
-        f"Background load: {report['machine']['load_note']}",
+    ]
+    for estimator, section in report["models"].items():  # type: ignore[union-attr]
+        lines += ["", *model_markdown(estimator, section)]
+    return "\n".join(lines)
+
+
+def model_markdown(estimator: str, section: dict[str, object]) -> list[str]:
+    servers = section["servers"]
+    predict = section["predict_inprocess_us"]
+    lines = [
+        f"### {estimator} pipeline on iris ({section['model_source']})",
+        "",
+        f"Background load: {section['load_note']}",
         *busy_warning(servers),
         "",
-        "| server | batch | req/s | p50 ms | p99 ms | errors | server CPU | req/CPU-s "
-        "| ours / this (req/s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | batch | conns | req/s | p50 ms | p99 ms | errors | server CPU | req/CPU-s "
+        "| RSS MiB | ours / this (req/s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ours = servers.get(OURS, {})
     for entry in servers.values():
         if not entry.get("ok"):
             continue
-        for batch, row in entry["results"].items():
-            ours_row = ours.get("results", {}).get(batch) if ours.get("ok") else None
+        for at, row in entry["results"].items():
+            ours_row = ours.get("results", {}).get(at) if ours.get("ok") else None
             ratio = f"{ours_row['rps'] / row['rps']:.2f}x" if ours_row and row["rps"] else "-"
             lines.append(
-                f"| {entry['label']} | {batch} | {row['rps']:.0f} | "
+                f"| {entry['label']} | {row['batch']} | {row['connections']} | {row['rps']:.0f} | "
                 f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['error_count']} | "
-                f"{row['server_cpu_share']:.0%} | {row['rps_per_cpu_s']:.0f} | {ratio} |"
+                f"{row['server_cpu_share']:.0%} | {row['rps_per_cpu_s']:.0f} | "
+                f"{row['rss_mib']:.0f} | {ratio} |"
             )
     for batch, timing in predict.items():
         lines.append(
-            f"| in-process `model.predict` | {batch} | "
+            f"| in-process `pipeline.predict` | {batch} | - | "
             f"{1e6 / timing['median_us']:.0f} (1/t) | {timing['median_us'] / 1000:.3f} "
-            f"| - | - | - | {1e6 / timing['cpu_median_us']:.0f} | - |"
+            f"| - | - | - | {1e6 / timing['cpu_median_us']:.0f} | - | - |"
         )
     skipped = {k: e for k, e in servers.items() if not e.get("ok")}
     if skipped:
@@ -558,19 +644,19 @@ def markdown(report: dict[str, object]) -> str:
         ]
     lines += [
         "",
-        "| target | batch | measured (req/s, p99) | met | per CPU-second | met | goal |",
+        "| target | batch/conns | measured (req/s, p) | met | per CPU-second | met | goal |",
         "|---|---:|---:|---|---:|---|---|",
     ]
     verdict = {None: "n/a", True: "yes", False: "**no**"}
-    for row in report["targets"]:
+    for row in section["targets"]:
         value = "n/a" if row["value"] is None else f"{row['value']:.2f}x"
         cpu = "-" if row["cpu_value"] is None else f"{row['cpu_value']:.2f}x"
         cpu_met = "-" if row["cpu_value"] is None else verdict[row["cpu_met"]]
         lines.append(
-            f"| {row['target']} | {row['batch']} | {value} | {verdict[row['met']]} | {cpu} | "
+            f"| {row['target']} | {row['at']} | {value} | {verdict[row['met']]} | {cpu} | "
             f"{cpu_met} | {row['goal']} |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -630,7 +716,7 @@ def measure_once(
         startup = round(running.wait_ready(server, args.startup_timeout), 2)
         verify(server, payloads)
         busy = cpu_busy(1.0)  # the server idles: this is everyone else's load
-        results = measure(server, payloads, args, running.proc.pid)
+        results = measure(server, payloads, args, running.proc.pid, connections_for(kind, args))
         entry["rounds"].append(  # type: ignore[attr-defined]
             {"startup_s": startup, "background_cpu_busy_pct": busy, "results": results}
         )
@@ -650,7 +736,11 @@ def aggregate(rounds: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     for batch in rounds[0]["results"]:  # type: ignore[attr-defined]
         rows = [r["results"][batch] for r in rounds]  # type: ignore[index]
-        merged: dict[str, object] = {"rounds": len(rows)}
+        merged: dict[str, object] = {
+            "rounds": len(rows),
+            "batch": rows[0]["batch"],
+            "connections": rows[0]["connections"],
+        }
         for key in (
             "rps",
             "p50_ms",
@@ -660,6 +750,7 @@ def aggregate(rounds: list[dict[str, object]]) -> dict[str, dict[str, object]]:
             "server_cpu_share",
             "rps_per_cpu_s",
             "cpu_ms_per_request",
+            "rss_mib",
         ):
             values = [row[key] for row in rows if row.get(key) is not None]
             merged[key] = statistics.median(values) if values else None
@@ -670,6 +761,68 @@ def aggregate(rounds: list[dict[str, object]]) -> dict[str, dict[str, object]]:
 
 
 def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetime) -> int:
+    models: dict[str, dict[str, object]] = {}
+    for estimator in args.estimators:
+        print(f"== {estimator}", flush=True)
+        model_dir = workdir / estimator
+        model_dir.mkdir()
+        models[estimator] = run_model(args, estimator, model_dir, logs)
+    report: dict[str, object] = {
+        "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quick": args.quick,
+        "config": {
+            "estimators": args.estimators,
+            "batches": args.batches,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "rounds": args.rounds,
+            "wrk_threads": 1,
+            "server_core": SERVER_CORE,
+            "load_core": LOAD_CORE,
+            "server_env": SINGLE_THREADED_ENV,
+            "wrk_command": (
+                f"taskset -c {LOAD_CORE} wrk -t1 -cN "
+                f"-d{max(1, round(args.duration))}s --latency --timeout 10s "
+                f"-s benchmarks/post.lua URL -- BODY.json"
+            ),
+            "wrk_version": wrk_version(),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_end": os.getloadavg(),
+        },
+        "models": models,
+    }
+    suffix = "-quick" if args.quick else ""
+    out_path = (
+        Path(args.output)
+        if args.output
+        else (RESULTS_DIR / f"serving-{started:%Y-%m-%d}{suffix}.json")
+    )
+    out_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    text = markdown(report)
+    out_path.with_suffix(".md").write_text(text + "\n")
+    print()
+    print(text)
+    print(f"\nresults: {out_path} and {out_path.with_suffix('.md')}")
+    if args.check:
+        missed = [
+            r
+            for section in models.values()
+            for r in section["targets"]  # type: ignore[attr-defined]
+            if r["met"] is not True
+        ]
+        return 1 if missed else 0
+    return 0
+
+
+def run_model(
+    args: argparse.Namespace, estimator: str, workdir: Path, logs: Path
+) -> dict[str, object]:
+    """Every server on one model: its section of the report."""
     kinds = [k for k in SERVER_KINDS if k in args.servers]
     model: prep.Model | None = None
     trainer_error = None
@@ -677,13 +830,13 @@ def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetim
         print("training with the modelyard trainer ...", flush=True)
         try:
             model = prep.train_with_ours(
-                sys.executable, workdir, args.estimator, logs / "trainer.log"
+                sys.executable, workdir, estimator, logs / f"trainer-{estimator}.log"
             )
         except Exception as error:
             trainer_error = f"{type(error).__name__}: {error}"
             print(f"  trainer failed: {trainer_error}", flush=True)
     if model is None:
-        model = prep.fit_directly(workdir, args.estimator)
+        model = prep.fit_directly(workdir, estimator)
         if trainer_error:
             model.source = f"fitted by the benchmark (trainer failed: {trainer_error})"
     payloads = prep.make_payloads(model, args.batches, workdir)
@@ -737,54 +890,18 @@ def run(args: argparse.Namespace, workdir: Path, logs: Path, started: dt.datetim
             if entry["rounds"]
         )
     )
-    report: dict[str, object] = {
-        "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "quick": args.quick,
+    runtimes = None
+    if model.ours_dir is not None:
+        runtimes = json.loads((model.ours_dir / "metadata.json").read_text()).get("runtimes")
+    return {
         "model_source": model.source,
         "model_notes": model.notes,
-        "config": {
-            "estimator": args.estimator,
-            "batches": args.batches,
-            "connections": args.connections,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "rounds": args.rounds,
-            "wrk_threads": 1,
-            "server_core": SERVER_CORE,
-            "load_core": LOAD_CORE,
-            "server_env": SINGLE_THREADED_ENV,
-            "wrk_command": (
-                f"taskset -c {LOAD_CORE} wrk -t1 -c{args.connections} "
-                f"-d{max(1, round(args.duration))}s --latency --timeout 10s "
-                f"-s benchmarks/post.lua URL -- BODY.json"
-            ),
-            "wrk_version": wrk_version(),
-        },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_end": os.getloadavg(),
-            "load_note": load_note,
-        },
+        "runtimes_measured_by_the_trainer": runtimes,
         "predict_inprocess_us": predict,
+        "load_note": load_note,
         "servers": servers,
+        "targets": ratios(servers, args.batches, args.connections),
     }
-    report["targets"] = ratios(servers, args.batches)
-    suffix = "-quick" if args.quick else ""
-    out_path = (
-        Path(args.output)
-        if args.output
-        else (RESULTS_DIR / f"serving-{started:%Y-%m-%d}{suffix}.json")
-    )
-    out_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print()
-    print(markdown(report))
-    print(f"\nresults: {out_path}")
-    if args.check:
-        missed = [r for r in report["targets"] if r["met"] is not True]  # type: ignore[union-attr]
-        return 1 if missed else 0
-    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -794,7 +911,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke run: 1 s warm-up, 2 s measured")
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per run")
-    p.add_argument("--connections", type=int, default=8, help="wrk connections (concurrency)")
+    p.add_argument(
+        "--connections",
+        type=int,
+        nargs="+",
+        default=[8, 64],
+        help="wrk connections (concurrency); ours is also measured at 1",
+    )
     p.add_argument(
         "--rounds",
         type=int,
@@ -804,7 +927,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     p.add_argument("--servers", nargs="+", choices=SERVER_KINDS, default=list(SERVER_KINDS))
     p.add_argument(
-        "--estimator", choices=sorted(prep.HYPERPARAMETERS), default="LogisticRegression"
+        "--estimators", nargs="+", choices=sorted(prep.HYPERPARAMETERS), default=list(ESTIMATORS)
     )
     p.add_argument("--startup-timeout", type=float, default=120.0)
     p.add_argument("--output", help="results file (default results/serving-<date>.json)")

@@ -1,10 +1,12 @@
 """The practical floor: a raw ASGI callable under uvicorn (httptools), no framework.
 
-orjson parses the V2 body, numpy shapes the one input tensor, ``model.predict`` runs, orjson
+orjson parses the V2 body, numpy shapes the one input tensor, the model predicts, orjson
 writes the V2 answer. It validates nothing beyond what it needs, so no real server should beat
 it by much; it only answers what the benchmark sends (plus the health and model-ready probes).
+Given a ``.onnx`` file it predicts with ONNX Runtime (one thread), as ours does with the same
+compiled copy; given a ``.joblib`` file, with the scikit-learn pipeline.
 
-    python benchmarks/servers/bare_asgi.py MODEL.joblib NAME PORT
+    python benchmarks/servers/bare_asgi.py MODEL.joblib|MODEL.onnx NAME PORT
 """
 
 from __future__ import annotations
@@ -70,9 +72,26 @@ def make_app(model: object, name: str):
     return app
 
 
+class Compiled:
+    """An ONNX Runtime session with a scikit-learn-like ``predict`` (the graph's labels)."""
+
+    def __init__(self, path: str) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.label = self.session.get_outputs()[0].name
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self.label], {self.input: x})[0].ravel()
+
+
 def main() -> None:
     model_path, name, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    app = make_app(joblib.load(model_path), name)
+    model = Compiled(model_path) if model_path.endswith(".onnx") else joblib.load(model_path)
+    app = make_app(model, name)
     uvicorn.run(
         app,
         host="127.0.0.1",

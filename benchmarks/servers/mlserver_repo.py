@@ -7,7 +7,9 @@ chosen to make it one lean process, as fair as its configuration allows:
 - ``debug: false`` -- no uvicorn access log;
 - ``gzip_enabled: false`` -- no GZip middleware (wrk asks for no compression anyway);
 - gRPC cannot be switched off in 1.7: it listens, idle, on its own free port;
-- ``host: 127.0.0.1``.
+- ``host: 127.0.0.1``;
+- with ``adaptive_batching``: MLServer's adaptive batching, ``max_batch_size`` 64 (our default)
+  and ``max_batch_time`` 1 ms (it waits up to that long to fill a batch).
 
 Runs with any Python (stdlib only); serving.py calls ``write_repository``.
 """
@@ -18,9 +20,16 @@ import json
 import shutil
 from pathlib import Path
 
+ADAPTIVE_BATCHING = {"max_batch_size": 64, "max_batch_time": 0.001}
+
 
 def write_repository(
-    root: Path, model_path: Path, name: str, http_port: int, grpc_port: int
+    root: Path,
+    model_path: Path,
+    name: str,
+    http_port: int,
+    grpc_port: int,
+    adaptive_batching: bool = False,
 ) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -41,6 +50,7 @@ def write_repository(
         "name": name,
         "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": "./model.joblib", "version": "v1"},
+        **(ADAPTIVE_BATCHING if adaptive_batching else {}),
     }
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
     return root
