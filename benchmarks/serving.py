@@ -29,6 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,9 +150,9 @@ def cpu_busy(seconds: float) -> dict[str, float]:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time of every live process in process group ``pgid`` (all threads)."""
-    total = 0
+def group_processes(pgid: int) -> Iterator[tuple[str, list[str]]]:
+    """``(pid, stat fields after the command name)`` of each live process in group ``pgid``
+    (fields[0] is the state, fields[2] the group, fields[11] and [12] utime and stime)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -160,9 +161,14 @@ def group_cpu_seconds(pgid: int) -> float:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # fields[0] is the state; pgrp, then utime at 11, stime 12
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+        if int(fields[2]) == pgid:
+            yield entry.name, fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in process group ``pgid`` (all threads)."""
+    ticks = sum(int(f[11]) + int(f[12]) for _, f in group_processes(pgid))
+    return ticks / CLOCK_TICKS
 
 
 def flat(values: object) -> list[object]:
@@ -300,19 +306,11 @@ def connections_for(kind: str, args: argparse.Namespace) -> list[int]:
 def group_rss_mib(pgid: int) -> float:
     """Resident memory of every live process in process group ``pgid``."""
     total_kib = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                if int(stat.read().rsplit(")", 1)[1].split()[2]) != pgid:
-                    continue
-            with open(f"/proc/{entry.name}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total_kib += int(line.split()[1])
-        except OSError:
-            continue
+    for pid, _ in group_processes(pgid):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+            total_kib += next(
+                (int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0
+            )
     return round(total_kib / 1024, 1)
 
 

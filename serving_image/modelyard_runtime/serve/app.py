@@ -9,6 +9,7 @@ dataplane what to answer and map its ``errors.Code`` to a status here.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -295,6 +296,11 @@ def _metadata_api(state: ServerState) -> FastAPI:
             )
             raise
         state.install(served)
+        # What is loaded now (the pipeline, the libraries, the reference sample: ~180,000
+        # objects) lives as long as the process; frozen out of the collector, a full collection
+        # scans only what requests allocate, and no request waits ~100 ms behind one.
+        gc.collect()
+        gc.freeze()
         model = served.model
         log.info(
             "model ready",
