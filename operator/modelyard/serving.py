@@ -519,9 +519,13 @@ def rollout_complete(deployment: dict[str, Any], model: ModelStatus, desired: in
     updated = int(status.get("updatedReplicas") or 0)
     available = int(status.get("availableReplicas") or 0)
     old_pods_gone = int(status.get("replicas") or 0) <= updated
-    return (
-        served_model(deployment) == model and old_pods_gone and min(updated, available) >= desired
-    )
+    served = served_model(deployment)
+    same = served is not None and (served.uri, served.version, served.sha256) == (
+        model.uri,
+        model.version,
+        model.sha256,
+    )  # not the runtime: the template's annotations name the artifact, not what serves it
+    return same and old_pods_gone and min(updated, available) >= desired
 
 
 def observed(deployment: dict[str, Any] | None) -> bool:

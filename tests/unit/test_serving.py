@@ -552,6 +552,16 @@ def test_a_spec_change_that_keeps_the_model_does_not_flap_ready() -> None:
     assert conds["Progressing"] == "True", "the controller has yet to observe it"
 
 
+def test_a_model_served_by_onnx_is_ready_once_rolled_out() -> None:
+    """The runtime is what serves the artifact, not part of which artifact the pod template
+    names: a rolled-out Deployment is Ready whatever runtime the status reports."""
+    compiled = MODEL.model_copy(update={"runtime": "onnx"})
+    resolved = serving.Resolution(compiled, "ModelResolved", "")
+    status = serving.serving_status(md(), resolved, compiled, deployment(), [server_pod()], at=AT)
+    assert status.phase == "Ready" and status.model is not None
+    assert status.model.runtime == "onnx"
+
+
 # --- the plan ------------------------------------------------------------------------------------
 
 AUTOSCALED = {
