@@ -146,9 +146,11 @@ async def _send(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, scope: Scope, limit: int) -> tuple[bytes, int | None]:
-    """The body, and the JSON header's length when the binary tensor extension is used."""
-    declared = _declared_length(scope)
+async def _read_body(
+    receive: Receive, scope: Scope, limit: int, declared: int | None
+) -> tuple[bytes, int | None]:
+    """The body (``declared``: its Content-Length), and the JSON header's length when the
+    binary tensor extension is used."""
     if declared is not None and declared > limit:
         raise V2Error(
             Code.TOO_LARGE, f"request body of {declared} bytes exceeds the limit of {limit} bytes"
@@ -191,13 +193,14 @@ async def _infer(state: ServerState, scope: Scope, receive: Receive, send: Send)
         # nor decode time, and what is admitted is bounded (each holds several times its body;
         # a body without Content-Length may grow to the limit).
         limit = state.settings.max_body_bytes
-        body_bytes = min(limit, _declared_length(scope) or limit)
+        declared = _declared_length(scope)
+        body_bytes = min(limit, declared or limit)
         dataplane.admit(body_bytes)
     except V2Error as error:
         await _refuse(dataplane, send, error)
         return
     try:
-        await _admitted(state, served, scope, receive, send)
+        await _admitted(state, served, scope, receive, send, declared)
     finally:
         dataplane.release(body_bytes)
 
@@ -229,12 +232,19 @@ async def _refuse(dataplane: Dataplane, send: Send, error: V2Error) -> None:
 
 
 async def _admitted(
-    state: ServerState, served: Served, scope: Scope, receive: Receive, send: Send
+    state: ServerState,
+    served: Served,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    declared: int | None,
 ) -> None:
     started = time.perf_counter()
     dataplane, model = state.dataplane, served.model
     try:
-        body, header_length = await _read_body(receive, scope, state.settings.max_body_bytes)
+        body, header_length = await _read_body(
+            receive, scope, state.settings.max_body_bytes, declared
+        )
         if len(body) > INLINE_DECODE_BYTES:
             request = await anyio.to_thread.run_sync(
                 _decode,

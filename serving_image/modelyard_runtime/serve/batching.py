@@ -76,6 +76,7 @@ class Batcher:
         self.inline_rows = INLINE_ROWS_LIMIT  # set from the warm-up's timing (``install``)
         self._queue: deque[_Queued] = deque()
         self._busy = False  # a predict is running (or a drain task is on its way)
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
 
     def install(self, served: Served) -> None:
         self.inline_rows = inline_rows(served.cost)
@@ -101,7 +102,7 @@ class Batcher:
     def _start_draining(self) -> None:
         if self._queue and not self._busy:
             self._busy = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
