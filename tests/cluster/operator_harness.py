@@ -600,7 +600,13 @@ def trainer_result(
         reason=reason,  # type: ignore[arg-type]
         message=message or (f"trained {version}" if reason == "Succeeded" else reason),
         task="classification" if trained else None,
-        model=ModelRef(uri=uri, version=version, sha256=hashlib.sha256(uri.encode()).hexdigest())
+        model=ModelRef(
+            uri=uri,
+            version=version,
+            sha256=hashlib.sha256(uri.encode()).hexdigest(),
+            auto_runtime="onnx",  # what the trainer reports for the iris pipeline
+            onnx=True,
+        )
         if reason == "Succeeded"
         else None,
         metrics={"accuracy": accuracy, "f1": round(accuracy - 0.004, 4)} if trained else {},

@@ -88,6 +88,7 @@ def test_follows_a_training_job(modelyard: Modelyard, ns: str) -> None:
         "uri": said.model.uri,
         "version": said.model.version,
         "sha256": said.model.sha256,
+        "runtime": "onnx",  # Auto, resolved from the TrainingJob's status.model.autoRuntime
     }
     assert status["readyReplicas"] == 1 and status["replicas"] == 1
     assert phase(md) == "Ready"
