@@ -58,7 +58,8 @@ ROLLOUT = {
     },
 }
 # Two LogisticRegressions (another seed: another split, other coefficients, another sha256)
-# and a 300-tree forest whose batch predict takes ~40 ms against LR's ~0.5 ms in-process.
+# and a 300-tree forest whose batch predict takes ~40 ms against LR's ~0.5 ms in-process, all
+# served by scikit-learn (spec.server.runtime sklearn).
 MODELS = {
     "lr-a": training_job("lr-a"),
     "lr-b": training_job("lr-b", seed=7),
@@ -157,6 +158,9 @@ def test_canary_promotes_then_rolls_back(
     # 2. The stable model, served with canary rollouts on.
     md = model_deployment(NAME, replicas=1, rollout=ROLLOUT)
     md["spec"]["model"] = model_of("lr-a")
+    # The forest is slow only as scikit-learn runs it: compiled (runtime Auto) it answers in
+    # ~50 us, like the regressions. The rollback under test is of a slower model.
+    md["spec"]["server"] = {"runtime": "sklearn"}
     kubectl.apply(md, namespace=ns)
     wait_for(
         "ModelDeployment iris Ready on lr-a, rollout Idle",
