@@ -22,6 +22,11 @@ Usage::
     python -m modelyard_devcluster.cluster up --dir DIR     # detached; DIR/kubeconfig
     python -m modelyard_devcluster.cluster down --dir DIR
 
+``pod_network=True`` (root; what the e2e tier and ``make up`` use, with a real node) puts the
+API server on an address the node's pods can route to (network.py) and runs CoreDNS there as a
+host process, so in-cluster config, the ``kubernetes`` Service and ``*.svc.cluster.local``
+names work from pods; hack/node/up.sh points the kubelet's ``clusterDNS`` at it.
+
 Only the Python standard library is used.
 """
 
@@ -44,6 +49,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from modelyard_devcluster.network import claim_address, release_address
 from modelyard_devcluster.processes import (
     Proc,
     alive,
@@ -71,6 +77,16 @@ KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 HOLD_LABEL = ("modelyard.io/component", "trainer")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
+CLUSTER_DOMAIN = "cluster.local"
+# Where hack/node/up.sh finds the DNS server its kubelet hands to pods (absent: none).
+CLUSTER_DNS_FILE = "cluster-dns"
+# What CoreDNS's kubernetes plugin reads (the upstream ClusterRole system:coredns).
+COREDNS_RULES = [
+    {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+     "verbs": ["list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+     "verbs": ["list", "watch"]},
+]  # fmt: skip
 
 
 class ClusterError(RuntimeError):
@@ -103,7 +119,7 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise ClusterError(f"openssl {args[0]} failed: {e.stderr.decode(errors='replace')}") from e
 
 
-def _make_pki(pki: Path) -> None:
+def _make_pki(pki: Path, address: str) -> None:
     """A CA, an apiserver serving cert signed by it, and the service-account key pair.
 
     Our own CA (rather than the apiserver's --cert-dir self-signed cert) lets clients verify
@@ -123,7 +139,7 @@ def _make_pki(pki: Path) -> None:
         "basicConstraints=CA:FALSE\n"
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
         "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+        f"subjectAltName=IP:{address},IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
         "DNS:kubernetes.default.svc.cluster.local\n"
     )
@@ -175,6 +191,34 @@ def _kubeconfig(server: str, ca: Path, user: str, token: str) -> dict[str, Any]:
         ],
         "current-context": "modelyard-local",
     }
+
+
+def _corefile(address: str, kubeconfig: Path, ready_port: int) -> str:
+    """Cluster DNS as kubeadm's default Corefile, bound to the cluster address; health and
+    ready on loopback ports of their own (the default :8080/:8181 may be taken)."""
+    return f"""\
+.:53 {{
+    bind {address}
+    errors
+    health 127.0.0.1:{free_port()}
+    ready 127.0.0.1:{ready_port}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {kubeconfig} modelyard-local
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }}
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    loadbalance
+}}
+"""
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return bool(resp.status == 200)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -510,6 +554,8 @@ class _Layout:
             *self.root.glob("*.kubeconfig"),
             self.root / "tokens.csv",
             self.root / "kwok.yaml",
+            self.root / "Corefile",
+            self.root / CLUSTER_DNS_FILE,
         ]
 
 
@@ -518,6 +564,8 @@ class LocalCluster:
 
     ``detached=True`` starts the processes so they outlive this Python process (for the
     ``up`` CLI); otherwise they are tied to it and are killed if it dies.
+    ``pod_network=True`` (needs ``coredns_binary``, from hack/coredns-binaries.sh) serves the
+    API on the cluster's own pod-reachable address instead, plus CoreDNS (module docstring).
     """
 
     def __init__(
@@ -528,12 +576,20 @@ class LocalCluster:
         detached: bool = False,
         start_timeout: float = 120.0,
         stop_timeout: float = 15.0,
+        pod_network: bool = False,
+        coredns_binary: Path | str | None = None,
     ) -> None:
+        if pod_network and coredns_binary is None:
+            raise ClusterError("pod_network needs coredns_binary (hack/coredns-binaries.sh)")
         self.bin_dir = Path(bin_dir).resolve()
         self.layout = _Layout(Path(work_dir).resolve())
         self.detached = detached
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.pod_network = pod_network
+        self.coredns_binary = Path(coredns_binary).resolve() if coredns_binary else None
+        # Where the API server (and CoreDNS) listen: pod_network claims one in _prepare.
+        self.address = "127.0.0.1"
         self.api_port = 0
         self.server = ""
         self._etcd_url = ""
@@ -576,6 +632,8 @@ class LocalCluster:
             self._wait("default ServiceAccount", self._default_sa_exists, deadline)
             self._create_node()
             self._wait(f"node {NODE_NAME} Ready", self._node_ready, deadline)
+            if self.pod_network:
+                self._start_coredns(deadline)
         except BaseException:
             self._stop(self._procs)  # only what this call started
             raise
@@ -590,6 +648,9 @@ class LocalCluster:
             terminate(proc.pid, proc.start_time, self.stop_timeout, proc.popen)
         self._procs = []
         self.layout.pids.unlink(missing_ok=True)
+        if self.address != "127.0.0.1":
+            release_address(self.address)
+            self.address = "127.0.0.1"
 
     def running(self) -> dict[str, bool]:
         """Component name -> whether its process is alive."""
@@ -622,24 +683,7 @@ class LocalCluster:
         old = self._component(name)
         if alive(old.pid, old.start_time):
             raise ClusterError(f"{name} is still running")
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        env["KWOK_WORKDIR"] = str(self.layout.kwok_home)
-        with (self.layout.logs / f"{name}.log").open("ab") as log:
-            popen = subprocess.Popen(
-                self._command_lines[name],
-                cwd=self.layout.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=None if self.detached else die_with_parent,
-            )
-        start_time = proc_start_time(popen.pid)
-        if start_time is None:
-            popen.wait()
-            raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
-        self._procs[self._procs.index(old)] = Proc(name, popen.pid, start_time, popen)
+        self._procs[self._procs.index(old)] = self._spawn(name, self._command_lines[name])
         self._save_pids()
         gate = {"etcd": self._etcd_healthy, "kube-apiserver": self._readyz}.get(name)
         if gate is not None:
@@ -749,10 +793,12 @@ class LocalCluster:
         lay.root.mkdir(parents=True, exist_ok=True)
         lay.logs.mkdir()
         lay.kwok_home.mkdir()
-        _make_pki(lay.pki)
+        if self.pod_network:
+            self.address = claim_address()
+        _make_pki(lay.pki, self.address)
 
         self.api_port = free_port()
-        self.server = f"https://127.0.0.1:{self.api_port}"
+        self.server = f"https://{self.address}:{self.api_port}"
         ca = lay.pki / "ca.crt"
         # Static tokens: one identity per component, so RBAC's bootstrap roles for
         # system:kube-controller-manager and system:kube-scheduler apply as in a real cluster.
@@ -763,6 +809,8 @@ class LocalCluster:
             # kwok acts for many nodes and patches any pod's status: give it full rights.
             "kwok": ("kwok-controller", "system:masters"),
         }
+        if self.pod_network:
+            users["coredns"] = ("system:coredns", "")
         lines = []
         for name, (user, group) in users.items():
             token = secrets.token_hex(24)
@@ -802,14 +850,17 @@ class LocalCluster:
             "kube-apiserver": [
                 str(b / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.api_port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
                 f"--token-auth-file={lay.root / 'tokens.csv'}",
                 "--authorization-mode=Node,RBAC",
+                # On in real clusters: setting blockOwnerDeletion on an owner reference needs
+                # `update` on the owner's finalizers subresource (the shipped RBAC grants it).
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -872,34 +923,64 @@ class LocalCluster:
             "etcd": ("etcd /health", self._etcd_healthy),
             "kube-apiserver": ("apiserver /readyz", self._readyz),
         }
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        # kwok otherwise also loads ~/.kwok/kwok.yaml, which could add or change stages.
-        env["KWOK_WORKDIR"] = str(self.layout.kwok_home)
         for name in COMPONENTS:
-            log = (self.layout.logs / f"{name}.log").open("ab")
-            try:
-                popen = subprocess.Popen(
-                    commands[name],
-                    cwd=self.layout.root,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    # Own session: a Ctrl-C in the terminal must not kill the cluster halfway
-                    # through teardown, and `up` must survive its parent shell.
-                    start_new_session=True,
-                    preexec_fn=None if self.detached else die_with_parent,
-                )
-            finally:
-                log.close()
-            start_time = proc_start_time(popen.pid)
-            if start_time is None:
-                popen.wait()
-                raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
-            self._procs.append(Proc(name, popen.pid, start_time, popen))
+            self._procs.append(self._spawn(name, commands[name]))
             self._save_pids()
             if name in gates:
                 self._wait(*gates[name], deadline=deadline)
+
+    def _spawn(self, name: str, command: list[str]) -> Proc:
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        # kwok otherwise also loads ~/.kwok/kwok.yaml, which could add or change stages.
+        env["KWOK_WORKDIR"] = str(self.layout.kwok_home)
+        with (self.layout.logs / f"{name}.log").open("ab") as log:
+            popen = subprocess.Popen(
+                command,
+                cwd=self.layout.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Own session: a Ctrl-C in the terminal must not kill the cluster halfway
+                # through teardown, and `up` must survive its parent shell.
+                start_new_session=True,
+                preexec_fn=None if self.detached else die_with_parent,
+            )
+        start_time = proc_start_time(popen.pid)
+        if start_time is None:
+            popen.wait()
+            raise ClusterError(f"{name} exited at once; see {self.layout.logs / name}.log")
+        return Proc(name, popen.pid, start_time, popen)
+
+    def _start_coredns(self, deadline: float) -> None:
+        """CoreDNS as a host process on the cluster address, reading Services and
+        EndpointSlices as ``system:coredns`` (RBAC as upstream's); forwards other names to
+        this machine's resolvers."""
+        assert self.coredns_binary is not None
+        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "system:coredns"}, "rules": COREDNS_RULES}  # fmt: skip
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "system:coredns"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": "system:coredns"}],
+        }  # fmt: skip
+        self.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
+        self.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
+        ready_port = free_port()
+        (self.layout.root / "Corefile").write_text(
+            _corefile(self.address, self.layout.root / "coredns.kubeconfig", ready_port)
+        )
+        command = [str(self.coredns_binary), "-conf", str(self.layout.root / "Corefile")]
+        self._command_lines["coredns"] = command
+        self._procs.append(self._spawn("coredns", command))
+        self._save_pids()
+        ready = f"http://127.0.0.1:{ready_port}/ready"
+        self._wait("CoreDNS /ready", lambda: _http_ok(ready), deadline)
+        (self.layout.root / CLUSTER_DNS_FILE).write_text(self.address + "\n")
 
     def _create_node(self) -> None:
         key, value = KWOK_NODE_ANNOTATION
@@ -975,6 +1056,7 @@ class LocalCluster:
     def _save_pids(self) -> None:
         data = {
             "server": self.server,
+            "address": self.address,
             "processes": [
                 {"name": p.name, "pid": p.pid, "start_time": p.start_time} for p in self._procs
             ],
@@ -989,6 +1071,7 @@ class LocalCluster:
         except FileNotFoundError:
             return []
         self.server = data.get("server", self.server)
+        self.address = data.get("address", self.address)
         return [Proc(p["name"], int(p["pid"]), int(p["start_time"])) for p in data["processes"]]
 
     def _load_credentials(self) -> None:
@@ -1016,9 +1099,21 @@ def _main(argv: Sequence[str] | None = None) -> int:
             "--dir", required=True, type=Path, help="work dir (kubeconfig, logs, pids.json)"
         )
         p.add_argument("--bin", type=Path, default=None, help="binaries dir (default: %(default)s)")
+        p.add_argument(
+            "--coredns",
+            type=Path,
+            default=None,
+            help="CoreDNS binary: serve the API on a pod-reachable address, with cluster DNS",
+        )
     args = parser.parse_args(argv)
 
-    cluster = LocalCluster(args.bin or default_bin_dir(), args.dir, detached=True)
+    cluster = LocalCluster(
+        args.bin or default_bin_dir(),
+        args.dir,
+        detached=True,
+        pod_network=args.coredns is not None,
+        coredns_binary=args.coredns,
+    )
     if args.command == "up":
         try:
             cluster.start()

@@ -5,6 +5,7 @@ acting at once."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from typing import Any
 
@@ -233,3 +234,64 @@ def test_two_operators_elect_one_leader(
         for proc in pair.values():
             proc.stop()
         operator.start()
+
+
+def test_owner_references_need_the_finalizers_grant_the_manifests_ship(
+    modelyard: Modelyard, ns: str, tmp_path: Any
+) -> None:
+    """OwnerReferencesPermissionEnforcement is on (as in real clusters): an owner reference with
+    blockOwnerDeletion needs `update` on the owner's finalizers. The operator's children carry
+    one (every test here creates them); an account without the grant is refused."""
+    for kind in ("trainingjobs", "modeldeployments"):
+        can = ("auth", "can-i", "update", f"{kind}.modelyard.io", "--subresource=finalizers", "-A")
+        allowed = modelyard.as_operator.run(*can, check=False)
+        assert allowed.stdout.strip() == "yes", (kind, allowed.stdout, allowed.stderr)
+
+    owner = modelyard.api.create(
+        {**training_job("owner"), "metadata": {"name": "owner", "namespace": ns}}
+    )
+    modelyard.kubectl.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "writer"}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "writer"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "writer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "writer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "writer", "namespace": ns}],
+        },
+        namespace=ns,
+    )
+    writer = modelyard.cluster.service_account_kubeconfig(ns, "writer", tmp_path / "writer")
+    child = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "child",
+            "namespace": ns,
+            "ownerReferences": [
+                {
+                    "apiVersion": GROUP_VERSION,
+                    "kind": "TrainingJob",
+                    "name": "owner",
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+    }
+    refused = subprocess.run(
+        [str(modelyard.kubectl.binary), "--kubeconfig", str(writer), "create", "-f", "-"],
+        input=json.dumps(child),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0, refused.stdout
+    assert "cannot set blockOwnerDeletion" in refused.stderr, refused.stderr
