@@ -13,11 +13,11 @@ STATE    ?= .local/cluster
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# The runtime's lock as constraints: the dev venv runs the image's runtime versions.
-$(PY): pyproject.toml serving_image/requirements.txt
+# Both images' locks as constraints: the dev venv runs the versions the images ship.
+$(PY): pyproject.toml serving_image/requirements.txt operator/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' -c serving_image/requirements.txt
+	$(PY) -m pip install -q -e '.[dev]' -c serving_image/requirements.txt -c operator/requirements.txt
 	touch $(PY)
 
 setup: $(PY) ## create .venv with every component and the dev tools

@@ -9,9 +9,14 @@ import contextlib
 import json
 import logging
 import os
+import ssl
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
+import urllib3.exceptions
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -28,13 +33,129 @@ MERGE = "application/merge-patch+json"
 REQUEST_TIMEOUT: tuple[float, float] = (5.0, 10.0)
 
 
+class Unreachable(Exception):
+    """No API server to talk to: no credentials, or the server does not answer. The message
+    is the whole story (one log line, then the operator exits)."""
+
+
+class NoCredentials(Unreachable, config.ConfigException):
+    """Neither in-cluster credentials nor a usable kubeconfig."""
+
+
 def load_client() -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the local kubeconfig."""
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException as in_cluster:
+        try:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as kubeconfig:
+            message = no_credentials_message(
+                str(in_cluster), os.environ.get("KUBECONFIG"), str(kubeconfig)
+            )
+            raise NoCredentials(message) from kubeconfig
     return client.ApiClient()
+
+
+def no_credentials_message(in_cluster: str, kubeconfig: str | None, kubeconfig_error: str) -> str:
+    """Why neither way to find the API server worked, each in the client's own words."""
+    where = f"KUBECONFIG={kubeconfig}" if kubeconfig else "~/.kube/config"
+    return (
+        "cannot reach a Kubernetes API server: there is neither a service-account token "
+        f"(in-cluster: {in_cluster.strip()}) nor a usable kubeconfig ({where}: "
+        f"{kubeconfig_error.strip()})"
+    )
+
+
+# Startup probe: GET /version with the loaded credentials, at most len(PROBE_DELAYS) + 1 times.
+PROBE_DELAYS: tuple[float, ...] = (1.0, 2.0)
+PROBE_TIMEOUT: tuple[float, float] = (3.0, 5.0)
+Verdict = Literal["reached", "retry", "fatal"]
+
+
+def probe_verdict(error: BaseException | None) -> Verdict:
+    """What a failed (or not) startup probe means. Any answer but 401, 429 or a 5xx is a
+    server that is there (a 403 on /version is RBAC's business, not reachability); a refused
+    or timed-out connection may be a server still starting, so it is retried; a certificate
+    the client cannot verify, or credentials the server refuses, stay wrong."""
+    if error is None:
+        return "reached"
+    if isinstance(error, ApiException):
+        status = error.status or 0
+        if status == 401:
+            return "fatal"
+        return "retry" if status == 429 or status >= 500 else "reached"
+    if any(isinstance(inner, ssl.SSLCertVerificationError) for inner in _chain(error)):
+        return "fatal"
+    if isinstance(error, urllib3.exceptions.HTTPError | OSError):
+        return "retry"
+    raise error  # not a network failure: a bug, let it show
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and those inside it, outermost first: urllib3 keeps the socket's error in
+    ``MaxRetryError.reason`` and chains the rest (``raise ... from``)."""
+    chain = [error]
+    while len(chain) < 10:
+        inner = (
+            chain[-1].reason
+            if isinstance(chain[-1], urllib3.exceptions.MaxRetryError)
+            else chain[-1].__cause__ or chain[-1].__context__
+        )
+        if not isinstance(inner, BaseException) or inner in chain:
+            break
+        chain.append(inner)
+    return chain
+
+
+def unreachable_message(server: str, error: BaseException) -> str:
+    """``cannot reach the Kubernetes API server at <server>: <reason>``, the reason in the
+    fewest words that say it (``[Errno 111] Connection refused``, ``401 Unauthorized``)."""
+    if isinstance(error, ApiException):
+        reason = f"{error.status} {error.reason}".strip()
+        if error.status == 401:
+            reason += " (the server refused the credentials)"
+    else:
+        root = _chain(error)[-1]
+        reason = str(root) or type(root).__name__
+    return f"cannot reach the Kubernetes API server at {server}: {reason}"
+
+
+def probe_until_reached(
+    probe: Callable[[], object],
+    server: str,
+    delays: Sequence[float] = PROBE_DELAYS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Call ``probe`` until it reaches the server, at most ``len(delays) + 1`` times; raise
+    ``Unreachable`` with the last reason when it never does."""
+    for attempt in range(len(delays) + 1):
+        try:
+            probe()
+        except Exception as error:
+            verdict = probe_verdict(error)
+            if verdict == "reached":
+                return
+            if verdict == "fatal" or attempt == len(delays):
+                raise Unreachable(unreachable_message(server, error)) from error
+            log.debug("API server probe failed (%s); retrying in %ss", error, delays[attempt])
+            sleep(delays[attempt])
+        else:
+            return
+
+
+def check_api_server() -> None:
+    """Load the credentials the operator will use and prove an API server answers to them,
+    within seconds: ``Unreachable`` otherwise. The probe has a client of its own with urllib3's
+    retries off (each would log a warning line); the operator's client is untouched."""
+    load_client().close()  # type: ignore[no-untyped-call]
+    configuration = client.Configuration.get_default_copy()
+    configuration.retries = 0
+    with client.ApiClient(configuration) as api:
+        version = client.VersionApi(api)
+        probe_until_reached(
+            lambda: version.get_code(_request_timeout=PROBE_TIMEOUT), configuration.host
+        )
 
 
 def namespace_terminating(error: Exception) -> bool:

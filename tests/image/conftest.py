@@ -7,6 +7,6 @@ from pathlib import Path
 # too: one copy of it, importable from here.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 
-from image_support import docker_engine, runtime_image
+from image_support import docker_engine, operator_image, runtime_image
 
-__all__ = ["docker_engine", "runtime_image"]
+__all__ = ["docker_engine", "operator_image", "runtime_image"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from image_support import REPO, docker
+from image_support import REPO, docker, installed_versions, locked_versions
 from modelyard_runtime.contract import ServerExitCode, sha256_of
 from v2_requests import (
     BAD_REQUESTS,
@@ -241,18 +241,8 @@ def test_server_refuses_a_tampered_model_in_the_image(
 def test_image_runs_the_locked_versions(runtime_image: str) -> None:
     """What the image installed is exactly serving_image/requirements.txt (plus the
     project's own package), and no operator entry point came along."""
-    lock = (REPO / "serving_image" / "requirements.txt").read_text().splitlines()
-    pinned = {
-        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
-        for line in (raw.split("#")[0].strip() for raw in lock)
-        if line
-    }
-    script = (
-        "import importlib.metadata as m, json; "
-        "print(json.dumps({d.metadata['Name'].lower().replace('_', '-'): d.version "
-        "for d in m.distributions()}))"
-    )
-    installed = json.loads(docker("run", "--rm", runtime_image, "python3", "-c", script).stdout)
+    pinned = locked_versions(REPO / "serving_image" / "requirements.txt")
+    installed = installed_versions(runtime_image)
     assert installed.pop("modelyard") == "0.1.0"
     assert installed == pinned
     scripts = docker("run", "--rm", runtime_image, "ls", "/opt/venv/bin").stdout.split()
