@@ -30,18 +30,20 @@ lint: setup ## ruff (lint and format) and mypy
 test: setup lint ## lint, then every tier: unit, runtime, image (Docker), cluster (local kube-apiserver), e2e (real kubelet)
 	hack/dockerd.sh
 	hack/build-runtime-image.sh
+	hack/build-operator-image.sh
 	hack/node/prereqs.sh
 	KUBE_EXTRA_CMDS="kubelet kube-proxy" hack/kube-binaries.sh
+	hack/coredns-binaries.sh
 	hack/prometheus-binaries.sh
 	$(PY) -m pytest tests
 
 test-unit: setup ## the pure core only
 	$(PY) -m pytest tests/unit
 
-up: setup ## the main job: local cluster + real node, operator, samples trained and served (root)
+up: setup ## the main job: local cluster + real node, operator pod from manifests/, samples trained and served (root)
 	$(PY) hack/mainjob.py up --dir $(STATE)
 
-down: ## stop what `make up` started (operator, node, control plane); restore host state
+down: ## stop what `make up` started (node, control plane, CoreDNS); restore host state
 	$(PYANY) hack/mainjob.py down --dir $(STATE)
 
 status: ## what `make up` left running

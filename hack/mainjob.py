@@ -7,24 +7,26 @@
 
 `up` (idempotent: what already runs is reused):
   1. builds or finds what it needs: Kubernetes binaries incl. kubelet + kube-proxy
-     (hack/kube-binaries.sh), node prerequisites from apt (hack/node/prereqs.sh), a Docker
-     engine (hack/dockerd.sh) and the runtime image (hack/build-runtime-image.sh, cached);
-  2. starts a LocalCluster (devcluster/modelyard_devcluster) detached in --dir, and a REAL node
+     (hack/kube-binaries.sh), CoreDNS (hack/coredns-binaries.sh), node prerequisites from apt
+     (hack/node/prereqs.sh), a Docker engine (hack/dockerd.sh), the runtime and the operator
+     images (hack/build-runtime-image.sh, hack/build-operator-image.sh; cached);
+  2. starts a LocalCluster (devcluster/modelyard_devcluster) detached in --dir with its API
+     server on the cluster's own pod-reachable address and CoreDNS, and a REAL node
      (containerd + kubelet + kube-proxy, hack/node/up.sh); kwok's fake node is tainted so pods
-     land on the real one; loads the runtime image into the node's containerd;
-  3. installs the CRDs and the RBAC from manifests/ and runs the operator as a local process
-     authenticated as its ServiceAccount (a TokenRequest token) -- not as the Deployment in
-     manifests/operator.yaml: the apiserver listens on 127.0.0.1 only, pods cannot reach it;
-  4. provides model storage: a hostPath PersistentVolume on --dir/models (owned by UID 10001,
+     land on the real one; loads both images into the node's containerd;
+  3. provides model storage: a hostPath PersistentVolume on --dir/models (owned by UID 10001,
      the runtime image's user) pre-bound to the samples' claim default/modelyard-models;
+  4. installs Modelyard as a user does: `kubectl apply -k` of manifests/ through an overlay
+     that only sets the operator image's tag (--dir/install/); the operator runs as its
+     Deployment, under the shipped RBAC and Pod Security "restricted";
   5. applies manifests/samples, waits for TrainingJob iris Succeeded and ModelDeployment iris
      Ready, and sends a real Open Inference Protocol V2 request to the Service ClusterIP
      (kube-proxy on the node).
-On failure it prints `kubectl describe`, pod logs and the operator log tail, and exits 1.
+On failure it prints `kubectl describe`, pod logs and the operator's log, and exits 1.
 
-`down` stops only what `up` started, newest first: the operator (by PID + start time), the
-node (hack/node/down.sh, which also restores the host's sysctls and iptables and leaves a node
-that serves another live cluster alone), the control plane; then removes --dir/models.
+`down` stops only what `up` started, newest first: the node (hack/node/down.sh, which also
+restores the host's sysctls and iptables and leaves a node that serves another live cluster
+alone), the control plane (with its CoreDNS and address); then removes --dir/models.
 
 Must run as root (containerd, network namespaces, iptables). Standard library + PyYAML.
 """
@@ -51,23 +53,19 @@ if importlib.util.find_spec("modelyard_devcluster") is None:
     sys.path.insert(0, str(REPO / "devcluster"))
 
 from modelyard_devcluster import NODE_NAME as KWOK_NODE  # noqa: E402
-from modelyard_devcluster import (  # noqa: E402
-    ClusterError,
-    LocalCluster,
-    alive,
-    free_port,
-    proc_start_time,
-    terminate,
-)
-from modelyard_devcluster.install import rbac_documents  # noqa: E402
+from modelyard_devcluster import ClusterError, LocalCluster  # noqa: E402
+from modelyard_devcluster.install import image_tag, operator_overlay  # noqa: E402
 
 RUNTIME_IMAGE = os.environ.get("MODELYARD_RUNTIME_IMAGE", "modelyard-runtime:dev")
+OPERATOR_IMAGE = os.environ.get("MODELYARD_OPERATOR_IMAGE", "modelyard-operator:dev")
+# What manifests/operator.yaml tells the operator to run trainers and servers with.
+SHIPPED_RUNTIME_IMAGE = "modelyard-runtime:latest"
 NODE_NAME = os.environ.get("NODE_NAME", "modelyard-node-0")
 NODE_DIR = Path(os.environ.get("NODE_DIR", "/var/lib/modelyard-node"))
 CTR = ["ctr", "-a", "/run/modelyard-containerd/containerd.sock", "-n", "k8s.io"]
 DOCKER = "/usr/bin/docker" if os.access("/usr/bin/docker", os.X_OK) else "docker"
 KWOK_TAINT = "modelyard.io/fake-node=true:NoSchedule"
-OPERATOR_NS, OPERATOR_SA = "modelyard-system", "modelyard-operator"
+OPERATOR_NS, OPERATOR_DEPLOY = "modelyard-system", "deploy/modelyard-operator"
 SAMPLES_NS, SAMPLE = "default", "iris"
 MODELS_CLAIM, MODELS_PV, RUNTIME_UID = "modelyard-models", "modelyard-models-local", 10001
 TJ_TIMEOUT = float(os.environ.get("UP_TRAINING_TIMEOUT", "600"))
@@ -128,10 +126,8 @@ def run(cmd: list[str], *, check: bool = True, capture: bool = True, **kw: Any) 
 class State:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.operator_json = self.root / "operator.json"
-        self.operator_log = self.root / "operator.log"
-        self.operator_kubeconfig = self.root / "operator.kubeconfig"
-        self.build_log = self.root / "build-runtime-image.log"
+        self.overlay = self.root / "install"
+        self.build_logs = self.root / "build-logs"
         self.node_marker = self.root / "node-started"  # written before hack/node/up.sh runs
         self.models = self.root / "models"
 
@@ -154,34 +150,40 @@ class Kube:
 # Steps of `up`.
 
 
-def build_prerequisites(t: Timings, state: State) -> Path:
+def build_prerequisites(t: Timings, state: State) -> tuple[Path, Path]:
+    """Binaries and images; returns the Kubernetes bin dir and the CoreDNS binary."""
     with t.phase("binaries (hack/kube-binaries.sh, kubelet + kube-proxy)"):
         env = {**os.environ, "KUBE_EXTRA_CMDS": "kubelet kube-proxy"}
         bin_dir = Path(
             run(["hack/kube-binaries.sh"], capture=False, env=env).strip().splitlines()[-1]
         )
+    with t.phase("CoreDNS (hack/coredns-binaries.sh)"):
+        coredns = Path(run(["hack/coredns-binaries.sh"], capture=False).strip().splitlines()[-1])
     with t.phase("node prerequisites (hack/node/prereqs.sh)"):
         run(["hack/node/prereqs.sh"], capture=False)
     with t.phase("docker engine (hack/dockerd.sh)"):
         run(["hack/dockerd.sh"], capture=False)
-    with t.phase(f"runtime image build (hack/build-runtime-image.sh -> {RUNTIME_IMAGE})"):
-        state.root.mkdir(parents=True, exist_ok=True)
-        with state.build_log.open("w") as log:
-            result = subprocess.run(
-                ["hack/build-runtime-image.sh"],
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env={**os.environ, "IMAGE": RUNTIME_IMAGE},
-            )
-        lines = state.build_log.read_text(errors="replace").splitlines()
-        if result.returncode != 0:
-            raise UpError("image build failed; " + f"{state.build_log}:\n" + "\n".join(lines[-30:]))
-        say(
-            "    "
-            + next((ln for ln in reversed(lines) if "built" in ln), lines[-1] if lines else "")
-        )
-    return bin_dir
+    state.build_logs.mkdir(parents=True, exist_ok=True)
+    for script, image in (
+        ("hack/build-runtime-image.sh", RUNTIME_IMAGE),
+        ("hack/build-operator-image.sh", OPERATOR_IMAGE),
+    ):
+        with t.phase(f"image build ({script} -> {image})"):
+            build_log = state.build_logs / f"{Path(script).stem}.log"
+            with build_log.open("w") as log:
+                result = subprocess.run(
+                    [script],
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    env={**os.environ, "IMAGE": image},
+                )
+            lines = build_log.read_text(errors="replace").splitlines()
+            if result.returncode != 0:
+                raise UpError(f"image build failed; {build_log}:\n" + "\n".join(lines[-30:]))
+            built = [ln for ln in lines if "built" in ln] or lines[-1:]
+            say(f"    {built[-1] if built else ''}")
+    return bin_dir, coredns
 
 
 def start_cluster(t: Timings, cluster: LocalCluster) -> bool:
@@ -247,99 +249,50 @@ def _config_digest(ref: str) -> str | None:
     return None
 
 
-def load_image(t: Timings) -> None:
-    ref = RUNTIME_IMAGE if "/" in RUNTIME_IMAGE else f"docker.io/library/{RUNTIME_IMAGE}"
-    image_id = run([DOCKER, "image", "inspect", "-f", "{{.Id}}", RUNTIME_IMAGE]).strip()
-    if _config_digest(ref) == image_id:
-        say(f"==> {RUNTIME_IMAGE} ({image_id[7:19]}) already in the node's containerd")
+def _full(ref: str) -> str:
+    return ref if "/" in ref else f"docker.io/library/{ref}"
+
+
+def load_image(t: Timings, image: str, *names: str) -> None:
+    """``image`` from Docker into the node's containerd, there also called ``names``."""
+    image_id = run([DOCKER, "image", "inspect", "-f", "{{.Id}}", image]).strip()
+    if all(_config_digest(_full(name)) == image_id for name in names):
+        say(f"==> {image} ({image_id[7:19]}) already in the node's containerd")
         return
-    with t.phase(f"image load into the node (docker save {RUNTIME_IMAGE} | ctr import)"):
-        run(["hack/node/load-image.sh", RUNTIME_IMAGE])
-        if _config_digest(ref) != image_id:
-            raise UpError(f"{ref} is not {image_id} in the node's containerd after the import")
+    with t.phase(f"image load into the node (docker save {image} | ctr import)"):
+        if _config_digest(_full(image)) != image_id:
+            run(["hack/node/load-image.sh", image])
+        for name in names:
+            run([*CTR, "images", "tag", "--force", _full(image), _full(name)])
+            if _config_digest(_full(name)) != image_id:
+                raise UpError(f"{name} is not {image_id} in the node's containerd after the import")
 
 
-def install(kube: Kube) -> None:
-    say("==> CRDs and RBAC from manifests/ (not the operator Deployment: see below)")
-    kube("apply", "--server-side", "-k", str(REPO / "crds"))
-    # `kubectl wait` fails outright on a CRD with no status.conditions yet: read the condition.
-    established = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
-    for crd in ("trainingjobs.modelyard.io", "modeldeployments.modelyard.io"):
-        wait(
-            f"CRD {crd} Established",
-            lambda crd=crd: kube("get", "crd", crd, "-o", established).strip() == "True",
-            timeout=60,
-        )
-    rendered = kube("kustomize", str(REPO / "manifests"))
-    docs = [json.dumps(d) for d in rbac_documents(rendered)]
-    kube("apply", "--server-side", "-f", "-", input="\n---\n".join(docs))
+def operator_tag() -> str:
+    return image_tag(run([DOCKER, "image", "inspect", "-f", "{{.Id}}", OPERATOR_IMAGE]).strip())
 
 
-def operator_running(state: State, server: str) -> dict[str, Any] | None:
-    try:
-        info = json.loads(state.operator_json.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    if not alive(info["pid"], info["start_time"]):
-        return None
-    if info.get("server") != server:  # left over from a cluster that is gone: not ours to keep
-        stop_operator(state)
-        return None
-    return dict(info)
-
-
-def _live(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
-def start_operator(t: Timings, cluster: LocalCluster, kube: Kube, state: State) -> None:
-    if info := operator_running(state, cluster.server):
-        say(f"==> operator already running (pid {info['pid']}, log {state.operator_log})")
-        return
-    with t.phase("operator (local process, ServiceAccount token)"):
-        cluster.service_account_kubeconfig(
-            OPERATOR_NS, OPERATOR_SA, state.operator_kubeconfig, duration="720h"
-        )
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
-        env.update(
-            KUBECONFIG=str(state.operator_kubeconfig),
-            MODELYARD_RUNTIME_IMAGE=RUNTIME_IMAGE,
-            MODELYARD_IMAGE_PULL_POLICY="IfNotPresent",  # nothing can be pulled: loaded images
-            MODELYARD_DEFAULT_STORAGE_URI=f"pvc://{MODELS_CLAIM}",
-            MODELYARD_LOG_FORMAT="text",
-            MODELYARD_LIVENESS_ENDPOINT=f"http://127.0.0.1:{port}/healthz",
-            MODELYARD_METRICS_HOST="127.0.0.1",
-            MODELYARD_METRICS_PORT=str(free_port()),
-            PYTHONUNBUFFERED="1",
-        )
-        with state.operator_log.open("ab") as log:
-            log.write(f"\n===== operator start {time.strftime('%F %T')} =====\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "modelyard"],
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives `up`
+def install(t: Timings, kube: Kube, state: State, tag: str) -> None:
+    """manifests/ as a user applies it, through an overlay that sets only the image tag."""
+    overlay = operator_overlay(state.overlay, REPO / "manifests", tag)
+    with t.phase(f"install: kubectl apply -k manifests/ (operator image tag {tag})"):
+        for line in kube("apply", "--server-side", "-k", str(overlay)).splitlines():
+            say(f"    {line}")
+        # `kubectl wait` fails outright on a CRD with no status.conditions yet: read them.
+        established = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+        for crd in ("trainingjobs.modelyard.io", "modeldeployments.modelyard.io"):
+            wait(
+                f"CRD {crd} Established",
+                lambda crd=crd: kube("get", "crd", crd, "-o", established).strip() == "True",
+                timeout=60,
             )
-        start_time = proc_start_time(proc.pid)
-        info = {"pid": proc.pid, "start_time": start_time, "port": port, "server": cluster.server}
-        state.operator_json.write_text(json.dumps(info, indent=2) + "\n")
-        deadline = time.monotonic() + 60
-        while not _live(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise UpError(
-                    f"the operator did not come up; {state.operator_log}:\n" + log_tail(state)
-                )
-            time.sleep(0.3)
-        say(f"    operator pid {proc.pid}, log {state.operator_log}")
+        result = subprocess.run(
+            [*kube.base, "rollout", "status", "-n", OPERATOR_NS, OPERATOR_DEPLOY, "--timeout=180s"],
+            text=True,
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            raise UpError(f"the operator Deployment did not roll out: {result.stderr.strip()}")
 
 
 def provide_storage(kube: Kube, state: State) -> None:
@@ -458,14 +411,11 @@ def infer(kube: Kube) -> tuple[str, dict[str, Any], dict[str, Any]]:
     raise UpError(f"POST {url} failed: {last}")
 
 
-def log_tail(state: State, lines: int = 40) -> str:
-    try:
-        return "\n".join(state.operator_log.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no operator log)"
+def operator_log(kube: Kube, lines: int = 40) -> str:
+    return kube("logs", "-n", OPERATOR_NS, OPERATOR_DEPLOY, f"--tail={lines}", check=False)
 
 
-def diagnose(kube: Kube | None, state: State) -> None:
+def diagnose(kube: Kube | None) -> None:
     """What to look at when `up` failed after applying the samples: objects, pods, their
     logs, the operator's log. (Earlier steps' errors carry their own logs.)"""
     if kube is None:
@@ -485,8 +435,8 @@ def diagnose(kube: Kube | None, state: State) -> None:
                 "logs", name, "-n", SAMPLES_NS, "--all-containers", "--tail=20", check=False
             ).rstrip()
         )
-    say(f"\n--- operator log tail ({state.operator_log})")
-    say(log_tail(state))
+    say(f"\n--- kubectl logs -n {OPERATOR_NS} {OPERATOR_DEPLOY} --tail=40")
+    say(operator_log(kube).rstrip())
 
 
 def up(state: State, bin_dir_arg: Path | None) -> int:
@@ -498,21 +448,29 @@ def up(state: State, bin_dir_arg: Path | None) -> int:
     kube: Kube | None = None
     applied: Kube | None = None
     try:
-        bin_dir = build_prerequisites(t, state)
-        cluster = LocalCluster(bin_dir_arg or bin_dir, state.root, detached=True)
+        bin_dir, coredns = build_prerequisites(t, state)
+        cluster = LocalCluster(
+            bin_dir_arg or bin_dir,
+            state.root,
+            detached=True,
+            pod_network=True,
+            coredns_binary=coredns,
+        )
         started = start_cluster(t, cluster)
         kube = Kube(cluster)
         start_node(t, cluster, kube, state)
-        load_image(t)
-        install(kube)
-        start_operator(t, cluster, kube, state)
+        load_image(t, RUNTIME_IMAGE, SHIPPED_RUNTIME_IMAGE)
+        tag = operator_tag()
+        # :latest too, so `make deploy` (manifests/ as shipped) runs here as on kind.
+        load_image(t, OPERATOR_IMAGE, f"modelyard-operator:{tag}", "modelyard-operator:latest")
         provide_storage(kube, state)
-        applied = kube  # from here on, the samples' objects are worth showing on a failure
+        applied = kube  # from here on, what the cluster holds is worth showing on a failure
+        install(t, kube, state, tag)
         apply_and_wait(t, kube)
         url, body, answer = infer(kube)
     except (UpError, ClusterError, subprocess.TimeoutExpired) as e:
         say(f"\nerror: {e}")
-        diagnose(applied, state)
+        diagnose(applied)
         say(
             f"\n`make up` failed after {time.monotonic() - t_all:.0f}s. `make down` stops what "
             "it started; `make up` again retries (what runs is reused)."
@@ -540,15 +498,15 @@ Modelyard is {"up" if started else "already up (reused)"} (total {time.monotonic
     export KUBECONFIG={cluster.kubeconfig}
     kubectl get tj,md; kubectl describe md {SAMPLE}; kubectl logs -l modelyard.io/component=server
   kubectl:    {cluster.bin_dir / "kubectl"} (same version as the cluster)
-  operator:   a local process, authenticated as ServiceAccount {OPERATOR_NS}/{OPERATOR_SA}
-              (not the Deployment in manifests/operator.yaml: this apiserver listens on
-              127.0.0.1 only, which pods cannot reach)
-              pid: {state.operator_json}
-              log: {state.operator_log}
+  operator:   the Deployment of manifests/ (overlay: {state.overlay}), as a pod on the node
+              logs: kubectl logs -n {OPERATOR_NS} {OPERATOR_DEPLOY}
+  API server: {cluster.server} (the cluster's own address: pods reach it as the
+              `kubernetes` Service; nothing outside this machine can)
+  DNS:        CoreDNS on {cluster.address}:53 (the kubelet's clusterDNS): the status URL's
+              *.svc.cluster.local name answers from pods; from this host use the ClusterIP.
   node:       {NODE_NAME}: real containerd + kubelet + kube-proxy; logs in {NODE_DIR}/logs
-              No cluster DNS: use ClusterIPs or pod IPs, not the status URL's *.svc name.
   models:     {state.models} (PV {MODELS_PV})
-`make down` stops everything `make up` started (operator, node, control plane) and restores
+`make down` stops everything `make up` started (node, control plane, CoreDNS) and restores
 the host's sysctls and iptables rules.""")
     return 0
 
@@ -556,20 +514,8 @@ the host's sysctls and iptables rules.""")
 # ---------------------------------------------------------------------------------------
 
 
-def stop_operator(state: State) -> None:
-    try:
-        info = json.loads(state.operator_json.read_text())
-    except (FileNotFoundError, ValueError):
-        return
-    if alive(info["pid"], info["start_time"]):
-        terminate(info["pid"], info["start_time"], 15.0, None)
-        say(f"operator (pid {info['pid']}) stopped")
-    state.operator_json.unlink(missing_ok=True)
-
-
 def down(state: State, bin_dir: Path | None) -> int:
     t0 = time.monotonic()
-    stop_operator(state)
     cluster = LocalCluster(bin_dir or _default_bin(), state.root, detached=True)
     rc = 0
     if state.node_marker.exists():
@@ -588,7 +534,6 @@ def down(state: State, bin_dir: Path | None) -> int:
     if state.models.exists():
         shutil.rmtree(state.models)
         say(f"removed {state.models}")
-    state.operator_kubeconfig.unlink(missing_ok=True)
     say(f"down in {time.monotonic() - t0:.1f}s (the Docker engine is shared and keeps running)")
     return rc
 
@@ -605,9 +550,7 @@ def status(state: State, bin_dir: Path | None) -> int:
     mine = bool(node) and node == cluster.server
     where = "this cluster" if mine else (node or "nothing (not running)")
     say(f"node {NODE_NAME}: serves {where}")
-    info = operator_running(state, cluster.server) if states else None
-    say(f"operator: {'running, pid ' + str(info['pid']) if info else 'stopped'}")
-    return 0 if states and all(states.values()) and mine and info else 1
+    return 0 if states and all(states.values()) and mine else 1
 
 
 def _default_bin() -> Path:

@@ -24,6 +24,7 @@ from tests.cluster.operator_harness import (  # noqa: F401
 )
 
 from .node import RealNode, unavailable
+from .support import REPO, full_image_name, skip_or_fail
 
 # kwok's fake node stays (the cluster needs it Ready to start) but takes no new pods here.
 KWOK_TAINT = "modelyard.io/fake-node=true:NoSchedule"
@@ -35,23 +36,22 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _skip_or_fail(msg: str) -> None:
-    # CI (CI=true, where .ci/run provisions containerd, the kubelet and the image) must never
-    # pass by skipping; MODELYARD_E2E_REQUIRED=1 asks the same strictness elsewhere.
-    strict = os.environ.get("CI", "").lower() == "true"
-    if strict or os.environ.get("MODELYARD_E2E_REQUIRED") == "1":
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="session")
 def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     bin_dir = default_bin_dir()
     if missing := missing_binaries(bin_dir):
-        _skip_or_fail(f"cluster binaries missing in {bin_dir}: {', '.join(missing)}")
+        skip_or_fail(f"cluster binaries missing in {bin_dir}: {', '.join(missing)}")
     if reason := unavailable(bin_dir):
-        _skip_or_fail(reason)
-    with LocalCluster(bin_dir, Path(tmp_path_factory.mktemp("e2e-cluster"))) as cluster:
+        skip_or_fail(reason)
+    # Pods reach the API server and resolve cluster.local names (CoreDNS on the host).
+    coredns = subprocess.run(
+        [str(REPO / "hack" / "coredns-binaries.sh")], capture_output=True, text=True
+    )
+    if coredns.returncode != 0:
+        skip_or_fail(f"hack/coredns-binaries.sh failed:\n{coredns.stderr[-2000:]}")
+    work = Path(tmp_path_factory.mktemp("e2e-cluster"))
+    binary = coredns.stdout.strip().splitlines()[-1]
+    with LocalCluster(bin_dir, work, pod_network=True, coredns_binary=binary) as cluster:
         yield cluster
 
 
@@ -68,11 +68,6 @@ def local_cluster(e2e_cluster: LocalCluster, real_node: RealNode) -> LocalCluste
     return e2e_cluster
 
 
-def _full(ref: str) -> str:
-    """Docker's short names as containerd stores them (docker.io/library/x:tag)."""
-    return ref if "/" in ref else f"docker.io/library/{ref}"
-
-
 @pytest.fixture(scope="session")
 def runtime_image(real_node: RealNode) -> str:
     """modelyard-runtime:dev from Docker, loaded into the node as the harness's RUNTIME_IMAGE."""
@@ -83,10 +78,12 @@ def runtime_image(real_node: RealNode) -> str:
         ).returncode
         != 0
     ):
-        _skip_or_fail(f"{source} not built (hack/build-runtime-image.sh)")
+        skip_or_fail(f"{source} not built (hack/build-runtime-image.sh)")
     real_node.load_docker_image(source)
-    if _full(source) != _full(RUNTIME_IMAGE):
-        real_node.ctr("images", "tag", "--force", _full(source), _full(RUNTIME_IMAGE))
+    if full_image_name(source) != full_image_name(RUNTIME_IMAGE):
+        real_node.ctr(
+            "images", "tag", "--force", full_image_name(source), full_image_name(RUNTIME_IMAGE)
+        )
     return RUNTIME_IMAGE
 
 
