@@ -5,7 +5,8 @@ containers start, exit codes and termination messages are real, pod IPs answer H
 It needs root, Debian's containerd and CNI plugins, and kubelet + kube-proxy built by
 ``KUBE_EXTRA_CMDS="kubelet kube-proxy" hack/kube-binaries.sh``. ``unavailable()`` says what
 is missing. Pods reach each other and Service ClusterIPs; the host reaches pod IPs and
-ClusterIPs; pods cannot reach the apiserver (127.0.0.1 only), and there is no cluster DNS.
+ClusterIPs. With a LocalCluster(pod_network=True) pods also reach the API server (the
+``kubernetes`` Service) and resolve cluster.local names (CoreDNS).
 
 Usage::
 

@@ -369,7 +369,7 @@ def send(url: str, rows: list[list[float]], *, timeout: float = 10) -> None:
 
 
 def service_url(api: Api, namespace: str, name: str) -> str | None:
-    """The Service's V2 infer URL by ClusterIP (no cluster DNS here), or None when absent."""
+    """The Service's V2 infer URL by ClusterIP (the host cannot resolve cluster.local), or None."""
     svc = api.get("v1", "Service", namespace, name)
     if svc is None or svc["metadata"].get("deletionTimestamp"):
         return None
