@@ -7,12 +7,11 @@ runs them on 127.0.0.1 with free ports. Controllers (Deployments, ReplicaSets, J
 ServiceAccount tokens) and the scheduler are the real ones; kwok plays the kubelet of one
 fake node and moves pods through their lifecycle via "Stages".
 
-Kwok stages used here (copied from kwok v0.8.0 ``kustomize/stage``, see ``_kwok_config``):
-node-initialize and node-heartbeat-with-lease keep the fake node Ready; pod-ready marks every
-scheduled pod Running/Ready (so Deployments become Available); pod-complete turns Running
-pods owned by a Job into Succeeded -- except pods labelled ``modelyard.io/component=trainer``,
-which stay Running so tests can patch their status (e.g. a terminated container with the
-trainer's termination message); pod-delete finishes graceful deletions.
+Kwok's stages are data, ``kwok-stages.yaml`` beside this module (copied from kwok v0.8.0
+``kustomize/stage``): the fake node stays Ready, scheduled pods become Running/Ready, Running
+pods owned by a Job become Succeeded -- except pods labelled ``modelyard.io/component=trainer``
+(``HOLD_LABEL``), which stay Running so tests can patch their status (e.g. a terminated
+container with the trainer's termination message) -- and graceful deletions finish.
 
 Usage::
 
@@ -75,6 +74,7 @@ NODE_NAME = "kwok-node-0"
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 # Pods with this label are left Running by kwok even when owned by a Job.
 HOLD_LABEL = ("modelyard.io/component", "trainer")
+KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 CLUSTER_DOMAIN = "cluster.local"
@@ -227,299 +227,6 @@ def _write_private(path: Path, text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# kwok configuration.
-
-_POD_READY_TEMPLATE = """\
-{{ $now := Now }}
-
-conditions:
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: Initialized
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: Ready
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: ContainersReady
-{{ range .spec.readinessGates }}
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: {{ .conditionType | Quote }}
-{{ end }}
-
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: true
-  restartCount: 0
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-{{ end }}
-
-initContainerStatuses:
-{{ range .spec.initContainers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: true
-  restartCount: 0
-  {{ if eq .restartPolicy "Always" }}
-  started: true
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-  {{ else }}
-  state:
-    terminated:
-      exitCode: 0
-      finishedAt: {{ $now | Quote }}
-      reason: Completed
-      startedAt: {{ $now | Quote }}
-  {{ end }}
-{{ end }}
-{{ $hostIPs := NodeIPsWith .spec.nodeName }}
-{{ with $hostIPs }}
-hostIP: {{ index . 0 | Quote }}
-hostIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
-{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
-{{ with $podIPs }}
-podIP: {{ index . 0 | Quote }}
-podIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
-phase: Running
-startTime: {{ $now | Quote }}
-"""  # noqa: E501 -- one upstream template line is long and cannot be split
-
-_POD_COMPLETE_TEMPLATE = """\
-{{ $now := Now }}
-{{ $root := . }}
-containerStatuses:
-{{ range $index, $item := .spec.containers }}
-{{ $origin := index $root.status.containerStatuses $index }}
-- image: {{ $item.image | Quote }}
-  name: {{ $item.name | Quote }}
-  ready: false
-  restartCount: 0
-  started: false
-  state:
-    terminated:
-      exitCode: 0
-      finishedAt: {{ $now | Quote }}
-      reason: Completed
-      startedAt: {{ $now | Quote }}
-{{ end }}
-phase: Succeeded
-"""
-
-_NODE_CONDITIONS = """\
-{{ $now := Now }}
-{{ $lastTransitionTime := or .metadata.creationTimestamp $now }}
-conditions:
-{{ range NodeConditions }}
-- lastHeartbeatTime: {{ $now | Quote }}
-  lastTransitionTime: {{ $lastTransitionTime | Quote }}
-  message: {{ .message | Quote }}
-  reason: {{ .reason | Quote }}
-  status: {{ .status | Quote }}
-  type: {{ .type | Quote }}
-{{ end }}
-"""
-
-_NODE_INITIALIZE_TEMPLATE = (
-    _NODE_CONDITIONS
-    + """
-{{ $hasInternalIP := false }}
-{{ $hasHostname := false }}
-{{ range .status.addresses }}
-  {{ if eq .type "InternalIP" }}
-    {{ $hasInternalIP = true }}
-  {{ end }}
-  {{ if eq .type "Hostname" }}
-    {{ $hasHostname = true }}
-  {{ end }}
-{{ end }}
-{{ if or (not $hasInternalIP) (not $hasHostname) }}
-addresses:
-{{ end }}
-{{ if not $hasInternalIP }}
-{{ with NodeIP }}
-- address: {{ . | Quote }}
-  type: InternalIP
-{{ end }}
-{{ end }}
-{{ if not $hasHostname }}
-{{ with NodeName }}
-- address: {{ . | Quote }}
-  type: Hostname
-{{ end }}
-{{ end }}
-
-{{ with NodePort }}
-daemonEndpoints:
-  kubeletEndpoint:
-    Port: {{ . }}
-{{ end }}
-
-allocatable:
-{{ with .status.allocatable }}
-{{ YAML . 1 }}
-{{ else }}
-  cpu: 1k
-  memory: 1Ti
-  pods: 1M
-{{ end }}
-capacity:
-{{ with .status.capacity }}
-{{ YAML . 1 }}
-{{ else }}
-  cpu: 1k
-  memory: 1Ti
-  pods: 1M
-{{ end }}
-
-{{ $nodeInfo := .status.nodeInfo }}
-{{ $kwokVersion := printf "kwok-%s" Version }}
-nodeInfo:
-  architecture: {{ or $nodeInfo.architecture "amd64" }}
-  bootID: {{ or $nodeInfo.bootID `""` }}
-  containerRuntimeVersion: {{ or $nodeInfo.containerRuntimeVersion $kwokVersion }}
-  kernelVersion: {{ or $nodeInfo.kernelVersion $kwokVersion }}
-  kubeProxyVersion: {{ or $nodeInfo.kubeProxyVersion $kwokVersion }}
-  kubeletVersion: {{ or $nodeInfo.kubeletVersion $kwokVersion }}
-  machineID: {{ or $nodeInfo.machineID `""` }}
-  operatingSystem: {{ or $nodeInfo.operatingSystem "linux" }}
-  osImage: {{ or $nodeInfo.osImage `""` }}
-  systemUUID: {{ or $nodeInfo.systemUUID `""` }}
-phase: Running
-"""
-)
-
-_NODE_HEARTBEAT_TEMPLATE = (
-    _NODE_CONDITIONS
-    + """
-addresses:
-{{ with .status.addresses }}
-{{ YAML . 1 }}
-{{ else }}
-{{ with NodeIP }}
-- address: {{ . | Quote }}
-  type: InternalIP
-{{ end }}
-{{ with NodeName }}
-- address: {{ . | Quote }}
-  type: Hostname
-{{ end }}
-{{ end }}
-
-{{ with NodePort }}
-daemonEndpoints:
-  kubeletEndpoint:
-    Port: {{ . }}
-{{ end }}
-"""
-)
-
-
-def _stage(
-    name: str, kind: str, exprs: list[dict[str, Any]], nxt: dict[str, Any], **spec: Any
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "Stage",
-        "metadata": {"name": name},
-        "spec": {
-            "resourceRef": {"apiGroup": "v1", "kind": kind},
-            "selector": {"matchExpressions": exprs},
-            "next": nxt,
-            **spec,
-        },
-    }
-
-
-def _kwok_config() -> list[dict[str, Any]]:
-    """kwok's default node and pod stages, with pod-complete skipping held pods.
-
-    Passing any Stage to kwok replaces all of its built-in defaults, so every stage kwok
-    needs is listed here. Only pod-complete differs from upstream (v0.8.0).
-    """
-    not_deleting = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
-    hold_key, hold_value = HOLD_LABEL
-    return [
-        _stage(
-            "node-initialize",
-            "Node",
-            [
-                {
-                    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
-                    "operator": "NotIn",
-                    "values": ["True"],
-                }
-            ],
-            {"statusTemplate": _NODE_INITIALIZE_TEMPLATE},
-        ),
-        _stage(
-            "node-heartbeat-with-lease",
-            "Node",
-            [
-                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
-                {
-                    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
-                    "operator": "In",
-                    "values": ["True"],
-                },
-            ],
-            {"statusTemplate": _NODE_HEARTBEAT_TEMPLATE},
-            delay={"durationMilliseconds": 600000, "jitterDurationMilliseconds": 610000},
-        ),
-        _stage(
-            "pod-ready",
-            "Pod",
-            [
-                not_deleting,
-                {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
-                {
-                    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
-                    "operator": "NotIn",
-                    "values": ["True"],
-                },
-            ],
-            {"statusTemplate": _POD_READY_TEMPLATE},
-        ),
-        _stage(
-            "pod-complete",
-            "Pod",
-            [
-                not_deleting,
-                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
-                {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]},
-                # The one change from upstream: the trainer's outcome is the test's to set.
-                {
-                    "key": f'.metadata.labels["{hold_key}"]',
-                    "operator": "NotIn",
-                    "values": [hold_value],
-                },
-            ],
-            {"statusTemplate": _POD_COMPLETE_TEMPLATE},
-        ),
-        _stage(
-            "pod-delete",
-            "Pod",
-            [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
-            {"delete": True},
-        ),
-    ]
-
-
-# ---------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -553,7 +260,6 @@ class _Layout:
             self.pids,
             *self.root.glob("*.kubeconfig"),
             self.root / "tokens.csv",
-            self.root / "kwok.yaml",
             self.root / "Corefile",
             self.root / CLUSTER_DNS_FILE,
         ]
@@ -822,10 +528,6 @@ class LocalCluster:
             lines.append(f'{token},{user},{user},"{group}"' if group else f"{token},{user},{user}")
             _write_private(path, json.dumps(_kubeconfig(self.server, ca, user, token), indent=2))
         _write_private(lay.root / "tokens.csv", "\n".join(lines) + "\n")
-        # JSON is YAML: kwok reads a multi-document stream, so join with '---'.
-        (lay.root / "kwok.yaml").write_text(
-            "\n---\n".join(json.dumps(d) for d in _kwok_config()) + "\n"
-        )
 
     def _commands(self) -> dict[str, list[str]]:
         lay, b = self.layout, self.bin_dir
@@ -904,7 +606,7 @@ class LocalCluster:
             "kwok": [
                 str(b / "kwok"),
                 f"--kubeconfig={lay.root / 'kwok.kubeconfig'}",
-                f"--config={lay.root / 'kwok.yaml'}",
+                f"--config={KWOK_STAGES}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector={}={}".format(*KWOK_NODE_ANNOTATION),
                 "--node-ip=127.0.0.1",
