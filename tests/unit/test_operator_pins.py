@@ -15,26 +15,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tests.unit.locks import read_lock
+
 REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "operator" / "requirements.txt"
 RUNTIME_LOCK = REPO / "serving_image" / "requirements.txt"
-
-
-def _read(path: Path) -> dict[str, Version]:
-    pins: dict[str, Version] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        requirement = Requirement(line)
-        specifiers = list(requirement.specifier)
-        assert len(specifiers) == 1 and specifiers[0].operator == "==", (
-            f"{path.name}: {line!r}: the lock pins exact versions only"
-        )
-        name = canonicalize_name(requirement.name)
-        assert name not in pins, f"{path.name}: {name} is pinned twice"
-        pins[name] = Version(specifiers[0].version)
-    return pins
 
 
 def _generator() -> ModuleType:
@@ -54,7 +39,7 @@ def _operator_roots() -> list[Requirement]:
 
 @pytest.mark.parametrize("root", _operator_roots(), ids=str)
 def test_every_operator_root_is_locked_within_its_specifier(root: Requirement) -> None:
-    pins = _read(LOCK)
+    pins = read_lock(LOCK)
     name = canonicalize_name(root.name)
     assert name in pins, f"{root} is an operator dependency but not pinned in {LOCK.name}"
     assert root.specifier.contains(pins[name], prereleases=True), (
@@ -66,7 +51,7 @@ def test_the_lock_is_the_operator_closure_this_venv_runs() -> None:
     """Same names (nothing missing, nothing extra such as scikit-learn) and the installed
     versions: the dev venv installs with the lock as constraints (Makefile)."""
     installed = {name: Version(v) for name, v in _generator().closure().items()}
-    pins = _read(LOCK)
+    pins = read_lock(LOCK)
     differs = {
         name: f"{pins.get(name, 'not locked')} locked, {installed.get(name, 'not')} installed"
         for name in pins.keys() | installed.keys()
@@ -86,7 +71,7 @@ def test_the_generator_reproduces_the_lock(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_the_two_locks_agree() -> None:
-    operator, runtime = _read(LOCK), _read(RUNTIME_LOCK)
+    operator, runtime = read_lock(LOCK), read_lock(RUNTIME_LOCK)
     shared = operator.keys() & runtime.keys()
     assert {"pydantic", "numpy", "scipy"} <= shared
     disagree = {n: (str(operator[n]), str(runtime[n])) for n in shared if operator[n] != runtime[n]}
@@ -95,7 +80,7 @@ def test_the_two_locks_agree() -> None:
 
 def test_this_venv_runs_the_locked_versions() -> None:
     drift = {}
-    for name, pinned in _read(LOCK).items():
+    for name, pinned in read_lock(LOCK).items():
         installed = Version(metadata.version(name))
         if installed != pinned:
             drift[name] = f"{installed} installed, {pinned} locked"

@@ -13,25 +13,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tests.unit.locks import read_lock
+
 REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "serving_image" / "requirements.txt"
-
-
-def _lock() -> dict[str, Version]:
-    pins: dict[str, Version] = {}
-    for line in LOCK.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        requirement = Requirement(line)
-        specifiers = list(requirement.specifier)
-        assert len(specifiers) == 1 and specifiers[0].operator == "==", (
-            f"{line!r}: the lock pins exact versions only"
-        )
-        name = canonicalize_name(requirement.name)
-        assert name not in pins, f"{name} is pinned twice"
-        pins[name] = Version(specifiers[0].version)
-    return pins
 
 
 def _runtime_roots() -> list[Requirement]:
@@ -42,7 +27,7 @@ def _runtime_roots() -> list[Requirement]:
 
 @pytest.mark.parametrize("root", _runtime_roots(), ids=str)
 def test_every_runtime_root_is_locked_within_its_specifier(root: Requirement) -> None:
-    pins = _lock()
+    pins = read_lock(LOCK)
     name = canonicalize_name(root.name)
     assert name in pins, f"{root} is a runtime dependency but not pinned in {LOCK.name}"
     assert root.specifier.contains(pins[name], prereleases=True), (
@@ -53,14 +38,14 @@ def test_every_runtime_root_is_locked_within_its_specifier(root: Requirement) ->
 
 def test_orjson_is_past_the_recursion_crash() -> None:
     # orjson < 3.9.15 has no depth limit: a 2 MB nesting bomb segfaults the server.
-    assert _lock()["orjson"] >= Version("3.10")
+    assert read_lock(LOCK)["orjson"] >= Version("3.10")
 
 
 def test_this_venv_runs_the_locked_versions() -> None:
     """The dev venv installs with the lock as constraints (Makefile): what the tests run is
     what the image ships."""
     drift = {}
-    for name, pinned in _lock().items():
+    for name, pinned in read_lock(LOCK).items():
         try:
             installed = Version(metadata.version(name))
         except metadata.PackageNotFoundError:
