@@ -95,7 +95,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="package")
 def apiserver_proxy(e2e_cluster: LocalCluster) -> Iterator[StallProxy]:
-    proxy = StallProxy("127.0.0.1", e2e_cluster.api_port).start()
+    proxy = StallProxy(e2e_cluster.address, e2e_cluster.api_port).start()
     yield proxy
     proxy.close()
 
