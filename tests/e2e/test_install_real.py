@@ -141,8 +141,16 @@ def installed(
     deploy(kubectl, overlay)
     yield work
     log = operator_log(kubectl)
-    kubectl("delete", "-n", OPERATOR_NS, "deploy/modelyard-operator", "pdb/modelyard-operator",
-            "--ignore-not-found", "--wait=true", "--timeout=120s")  # fmt: skip
+    # Foreground: the Deployment goes only after its pods are gone, and then wait for every
+    # operator pod to have ended, so no pod operator acts beside the host operator afterwards.
+    objects = ("deploy/modelyard-operator", "pdb/modelyard-operator")
+    flags = ("--ignore-not-found", "--cascade=foreground", "--wait=true", "--timeout=120s")
+    kubectl("delete", "-n", OPERATOR_NS, *objects, *flags)
+    wait_for(
+        "every operator pod gone",
+        lambda: not api.list("v1", "Pod", OPERATOR_NS, selector=SELECTOR),
+        timeout=120,
+    )
     kubectl("delete", "-n", OPERATOR_NS, "lease", LEASE, "--ignore-not-found")
     errors = [ln for ln in log.splitlines() if _level(ln) in ("error", "critical")]
     assert not errors, "the operator pods logged errors:\n" + "\n".join(errors[:20])
@@ -194,6 +202,12 @@ def test_operator_pod_runs_the_sample_story(
 ) -> None:
     ns_labels = api.get("v1", "Namespace", None, OPERATOR_NS)["metadata"]["labels"]
     assert ns_labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Enforced for real: a pod that does not meet "restricted" is refused at admission.
+    refused = kubectl.run(
+        "run", "psa-probe", "-n", OPERATOR_NS, f"--image={BUSYBOX_IMAGE}", "--restart=Never",
+        "--dry-run=server", check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
     [first] = operator_pods(api)
     assert ready(first), first["status"]
 
