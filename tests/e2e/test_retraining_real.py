@@ -68,7 +68,10 @@ SPEC = {
                 "interval": "2s",
                 "minRequests": 40,
                 "inconclusiveTimeout": "3m",
-                "maxLatencyRatio": 2.0,  # two LogisticRegressions (tests/e2e/test_canary_real.py)
+                # Two LogisticRegressions: only a real regression may fail this (latency is
+                # test_canary_real.py's subject). p99 comes from histogram buckets whose steps
+                # are 2-2.5x, so one bucket of noise on a busy 2-core node must pass.
+                "maxLatencyRatio": 3.0,
                 # A challenger retrained on a changed world is meant to answer differently.
                 "maxPredictionShift": 1.0,
             },
